@@ -1,0 +1,84 @@
+//! The baselines shipped in `baseline/`, compiled into the binary so the agent needs no files beside
+//! it. Adding a shipped baseline is one line in [`EMBEDDED`]; a test checks every entry parses, its
+//! `[baseline] name` equals its file stem, and its `extends` resolve.
+
+use super::diag::SourceFile;
+use super::layer::Layer;
+use super::BaselineError;
+use crate::facts::OsRelease;
+
+/// (file stem, TOML text). `common` applies to every Linux; distro layers extend it.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("common", include_str!("../../baseline/common.toml")),
+    ("debian-12", include_str!("../../baseline/debian-12.toml")),
+    (
+        "amazon-linux-2023",
+        include_str!("../../baseline/amazon-linux-2023.toml"),
+    ),
+];
+
+/// The name used when no distro layer matches the sysroot's os-release.
+pub const FALLBACK: &str = "common";
+
+pub fn names() -> Vec<&'static str> {
+    EMBEDDED.iter().map(|(name, _)| *name).collect()
+}
+
+/// Parse one embedded baseline by name; `Ok(None)` when there is no such name.
+pub fn load(name: &str) -> Result<Option<Layer>, BaselineError> {
+    let Some((stem, text)) = EMBEDDED.iter().find(|(stem, _)| *stem == name) else {
+        return Ok(None);
+    };
+    parse(stem, text).map(Some)
+}
+
+fn parse(stem: &str, text: &str) -> Result<Layer, BaselineError> {
+    let source = SourceFile {
+        name: format!("baseline/{stem}.toml"),
+        text: text.to_string(),
+    };
+    Layer::parse(source, format!("embedded:{stem}")).map_err(BaselineError::Invalid)
+}
+
+/// Every embedded baseline, parsed, in table order.
+pub fn all() -> Result<Vec<Layer>, BaselineError> {
+    EMBEDDED
+        .iter()
+        .map(|(stem, text)| parse(stem, text))
+        .collect()
+}
+
+/// The embedded baseline for this OS: the one whose `[baseline.match]` names its ID and version
+/// (a version-specific match beats an ID-only one), else [`FALLBACK`].
+pub fn select(os: &OsRelease) -> Result<Layer, BaselineError> {
+    let mut best: Option<(u8, Layer)> = None;
+    for layer in all()? {
+        if !layer.matches(os) {
+            continue;
+        }
+        let score = if layer
+            .distro
+            .as_ref()
+            .is_some_and(|m| !m.version_id.is_empty())
+        {
+            2
+        } else {
+            1
+        };
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((score, layer));
+        }
+    }
+    match best {
+        Some((_, layer)) => {
+            tracing::debug!(baseline = %layer.name, os = %os.id, version = %os.version_id, "baseline auto-selected");
+            Ok(layer)
+        }
+        None => {
+            tracing::debug!(os = %os.id, version = %os.version_id, "no distro baseline matches; using {FALLBACK}");
+            load(FALLBACK)?.ok_or_else(|| BaselineError::UnknownName {
+                name: FALLBACK.to_string(),
+            })
+        }
+    }
+}

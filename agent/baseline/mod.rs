@@ -1,0 +1,293 @@
+//! Baselines: which rules run, layered. A baseline is a TOML file (format in the README and in
+//! [`file`]); the shipped ones under `baseline/` are embedded in the binary ([`embedded`]) so the agent
+//! runs with no files beside it. A run's rule set is a stack of layers: the auto-selected (or named)
+//! embedded baseline with everything it `extends`, then each `--baseline FILE` on top. A later layer's
+//! rule with the same id replaces the earlier one; `disable = [...]` drops rules; waivers accumulate.
+
+pub mod diag;
+pub mod embedded;
+pub mod file;
+pub mod layer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use diag::{Diagnostic, Level, SourceFile};
+pub use layer::{Layer, Waiver};
+
+use crate::facts::OsRelease;
+use crate::report::{BaselineInfo, LayerInfo};
+use crate::rule::Rule;
+
+/// Why a baseline could not be loaded. All of these are configuration errors (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("{}", render(.0))]
+    Invalid(Vec<Diagnostic>),
+    #[error("{}: cannot read baseline: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown baseline `{name}`: expected a file path or one of {}", embedded::names().join(", "))]
+    UnknownName { name: String },
+}
+
+fn render(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What `--baseline` named: an embedded baseline or a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaselineRef {
+    Name(String),
+    File(PathBuf),
+}
+
+impl BaselineRef {
+    /// A value with a `/` or a `.toml` suffix, or naming an existing file, is a file; else a name.
+    pub fn parse(value: &str) -> BaselineRef {
+        let path = Path::new(value);
+        if value.contains('/') || value.ends_with(".toml") || path.is_file() {
+            BaselineRef::File(path.to_path_buf())
+        } else {
+            BaselineRef::Name(value.to_string())
+        }
+    }
+}
+
+/// The resolved rule set of one run.
+#[derive(Debug)]
+pub struct Baseline {
+    /// The top layer's name.
+    pub name: String,
+    /// Bottom first.
+    pub layers: Vec<LayerInfo>,
+    /// `sha256:` over each layer's name and source text, in order.
+    pub digest: String,
+    /// In layer order, then file order.
+    pub rules: Vec<Rule>,
+    pub waivers: Vec<Waiver>,
+    /// Non-fatal problems (a `disable` naming no rule, ...), shown in reports.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Baseline {
+    /// Resolve `--baseline` values against the embedded catalogue and the OS the sysroot holds.
+    /// With no name given, the embedded baseline matching `os` is the base (falling back to
+    /// `common`); files layer on top.
+    pub fn resolve(refs: &[BaselineRef], os: &OsRelease) -> Result<Baseline, BaselineError> {
+        Baseline::resolve_with(refs, Some(os))
+    }
+
+    /// Resolve exactly what `refs` name and what they extend, with no auto-selected base
+    /// (`baseline show`, `baseline validate`, `explain`).
+    pub fn resolve_only(refs: &[BaselineRef]) -> Result<Baseline, BaselineError> {
+        Baseline::resolve_with(refs, None)
+    }
+
+    fn resolve_with(
+        refs: &[BaselineRef],
+        auto_select: Option<&OsRelease>,
+    ) -> Result<Baseline, BaselineError> {
+        let mut stack = Stack::default();
+        let mut named = false;
+        for r in refs {
+            if let BaselineRef::Name(name) = r {
+                named = true;
+                stack.push_embedded(name.clone(), None)?;
+            }
+        }
+        if let (false, Some(os)) = (named, auto_select) {
+            stack.push(embedded::select(os)?)?;
+        }
+        for r in refs {
+            if let BaselineRef::File(path) = r {
+                stack.push(Layer::load_file(path)?)?;
+            }
+        }
+        Ok(stack.merge())
+    }
+
+    /// One named embedded baseline with everything it extends (for `baseline show`, `explain`).
+    pub fn embedded(name: &str) -> Result<Baseline, BaselineError> {
+        Baseline::resolve_only(&[BaselineRef::Name(name.to_string())])
+    }
+
+    pub fn info(&self) -> BaselineInfo {
+        BaselineInfo {
+            name: self.name.clone(),
+            layers: self.layers.clone(),
+            digest: self.digest.clone(),
+        }
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.meta.id == id)
+    }
+}
+
+impl Layer {
+    /// Read and validate a baseline file from the scanning host's filesystem (not the sysroot:
+    /// baselines belong to the auditor, not to the audited image).
+    pub fn load_file(path: &Path) -> Result<Layer, BaselineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let source = SourceFile {
+            name: path.display().to_string(),
+            text,
+        };
+        Layer::parse(source, path.display().to_string()).map_err(BaselineError::Invalid)
+    }
+}
+
+/// Layers being stacked, bottom first, each at most once.
+#[derive(Default)]
+struct Stack {
+    layers: Vec<Layer>,
+    /// Names being expanded, to report `extends` cycles.
+    expanding: Vec<String>,
+}
+
+impl Stack {
+    fn has(&self, name: &str) -> bool {
+        self.layers.iter().any(|l| l.name == name)
+    }
+
+    /// Push an embedded baseline by name; `from` is the diagnostic position of the `extends` entry
+    /// that asked for it, used when the name is unknown.
+    fn push_embedded(
+        &mut self,
+        name: String,
+        from: Option<Diagnostic>,
+    ) -> Result<(), BaselineError> {
+        if self.has(&name) {
+            return Ok(());
+        }
+        let Some(layer) = embedded::load(&name)? else {
+            return Err(match from {
+                Some(mut d) => {
+                    d.message = format!(
+                        "`extends` names unknown baseline `{name}`: expected one of {}",
+                        embedded::names().join(", ")
+                    );
+                    BaselineError::Invalid(vec![d])
+                }
+                None => BaselineError::UnknownName { name },
+            });
+        };
+        self.push(layer)
+    }
+
+    /// Push a layer after everything it extends.
+    fn push(&mut self, layer: Layer) -> Result<(), BaselineError> {
+        if self.has(&layer.name) {
+            return Ok(());
+        }
+        if self.expanding.contains(&layer.name) {
+            let chain = self.expanding.join(" -> ");
+            return Err(BaselineError::Invalid(vec![layer.source.diag(
+                Level::Error,
+                None,
+                format!("`extends` cycle: {chain} -> {}", layer.name),
+            )]));
+        }
+        self.expanding.push(layer.name.clone());
+        for ext in &layer.extends {
+            let from = layer.source.diag(Level::Error, Some(ext.span()), "");
+            self.push_embedded(ext.get_ref().clone(), Some(from))?;
+        }
+        self.expanding.pop();
+        self.layers.push(layer);
+        Ok(())
+    }
+
+    fn merge(self) -> Baseline {
+        let mut hasher = Sha256::new();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut waivers = Vec::new();
+        let mut warnings = Vec::new();
+        let mut infos = Vec::new();
+        let name = self
+            .layers
+            .last()
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        for layer in self.layers {
+            hasher.update(layer.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(layer.source.text.as_bytes());
+            hasher.update([0]);
+            infos.push(LayerInfo {
+                name: layer.name.clone(),
+                version: layer.version.clone(),
+                source: layer.source_label.clone(),
+            });
+            warnings.extend(layer.warnings);
+            for d in &layer.disable {
+                match index.remove(d.get_ref()) {
+                    Some(i) => {
+                        rules.remove(i);
+                        index = reindex(&rules);
+                    }
+                    None => warnings.push(layer.source.warning(
+                        d.span(),
+                        format!(
+                            "`disable` names `{}`, which no lower layer defines",
+                            d.get_ref()
+                        ),
+                    )),
+                }
+            }
+            for rule in layer.rules {
+                match index.get(&rule.meta.id) {
+                    Some(&i) => {
+                        tracing::debug!(rule = %rule.meta.id, layer = %layer.name, "rule overridden");
+                        rules[i] = rule;
+                    }
+                    None => {
+                        index.insert(rule.meta.id.clone(), rules.len());
+                        rules.push(rule);
+                    }
+                }
+            }
+            waivers.extend(layer.waivers);
+        }
+        for w in &waivers {
+            if !index.contains_key(&w.rule) {
+                warnings.push(Diagnostic {
+                    level: Level::Warning,
+                    file: w.origin.file.clone(),
+                    line: w.origin.line,
+                    col: 1,
+                    message: format!("waiver for `{}` matches no rule", w.rule),
+                });
+            }
+        }
+        Baseline {
+            name,
+            layers: infos,
+            digest: format!("sha256:{:x}", hasher.finalize()),
+            rules,
+            waivers,
+            warnings,
+        }
+    }
+}
+
+fn reindex(rules: &[Rule]) -> HashMap<String, usize> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.meta.id.clone(), i))
+        .collect()
+}

@@ -1,0 +1,225 @@
+//! `[[file_permissions]]`: a file's mode, owner and group. `max_mode` is the most permissive mode
+//! allowed: any permission bit set on the file but not in `max_mode` (including setuid, setgid and
+//! sticky) fails. Owners and groups are names from the audited system's own `/etc/passwd` and
+//! `/etc/group`, or numeric ids. `path` may be a glob; every match is checked.
+
+use std::os::unix::fs::MetadataExt;
+
+use toml::Spanned;
+
+use super::{validate_path, IfMissing, OneOrMany};
+use crate::baseline::diag::Diagnostics;
+use crate::baseline::file::rule_params;
+use crate::baseline::layer::CompileCheck;
+use crate::context::Context;
+use crate::facts::accounts::Accounts;
+use crate::rule::{Check, Evidence, Outcome};
+
+rule_params! {
+    /// TOML parameters of `[[file_permissions]]`.
+    pub struct FilePermissions {
+        /// Absolute path inside the sysroot; glob patterns allowed.
+        pub path: Spanned<String>,
+        /// Most permissive octal mode allowed, e.g. `"0640"`.
+        #[serde(default)]
+        pub max_mode: Option<Spanned<String>>,
+        /// Allowed owners (names or uids).
+        #[serde(default)]
+        pub owner: Option<OneOrMany>,
+        /// Allowed groups (names or gids).
+        #[serde(default)]
+        pub group: Option<OneOrMany>,
+        /// When nothing matches `path`: `not-applicable` (default), `fail` or `pass`.
+        #[serde(default)]
+        pub missing: IfMissing,
+        /// Judge the symlink's target (default) rather than the link itself.
+        #[serde(default = "default_true")]
+        pub follow_symlinks: bool,
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Parse an octal mode like `0640` or `640` (at most 0o7777).
+pub fn parse_mode(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
+}
+
+#[derive(Debug)]
+pub struct FilePermissionsCheck {
+    path: String,
+    max_mode: Option<u32>,
+    owner: Option<Vec<String>>,
+    group: Option<Vec<String>>,
+    missing: IfMissing,
+    follow: bool,
+}
+
+impl CompileCheck for FilePermissions {
+    fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>> {
+        let mark = diags.mark();
+        validate_path(diags, &self.path);
+        let max_mode = self.max_mode.as_ref().and_then(|m| {
+            let mode = parse_mode(m.get_ref());
+            if mode.is_none() {
+                diags.error(
+                    m.span(),
+                    format!("`max_mode` `{}` is not an octal mode between 0000 and 7777 (e.g. \"0640\")", m.get_ref()),
+                );
+            }
+            mode
+        });
+        if self.max_mode.is_none() && self.owner.is_none() && self.group.is_none() {
+            diags.error(
+                self.id.span(),
+                format!(
+                    "rule `{}`: file_permissions needs at least one of max_mode, owner, group",
+                    self.id.get_ref()
+                ),
+            );
+        }
+        for (what, list) in [("owner", &self.owner), ("group", &self.group)] {
+            if list
+                .as_ref()
+                .is_some_and(|l| l.0.is_empty() || l.0.iter().any(|s| s.trim().is_empty()))
+            {
+                diags.error(
+                    self.id.span(),
+                    format!(
+                        "rule `{}`: `{what}` must name at least one non-empty account",
+                        self.id.get_ref()
+                    ),
+                );
+            }
+        }
+        if diags.errors_since(mark) {
+            return None;
+        }
+        Some(Box::new(FilePermissionsCheck {
+            path: self.path.get_ref().clone(),
+            max_mode,
+            owner: self.owner.clone().map(|o| o.0),
+            group: self.group.clone().map(|g| g.0),
+            missing: self.missing,
+            follow: self.follow_symlinks,
+        }))
+    }
+}
+
+impl Check for FilePermissionsCheck {
+    fn evaluate(&self, cx: &Context<'_>) -> Outcome {
+        let paths = match cx.sysroot.glob(&self.path) {
+            Ok(p) => p,
+            Err(e) => return Outcome::error(e),
+        };
+        if paths.is_empty() {
+            return self
+                .missing
+                .outcome(format!("{} does not exist", self.path));
+        }
+        let accounts = cx.cache.get(|| Accounts::read(cx.sysroot));
+        let outcomes = paths
+            .iter()
+            .map(|p| self.check_one(cx, &accounts, &p.display().to_string()))
+            .collect();
+        Outcome::combine(outcomes, "nothing to check")
+    }
+}
+
+impl FilePermissionsCheck {
+    fn check_one(&self, cx: &Context<'_>, accounts: &Accounts, path: &str) -> Outcome {
+        let md = if self.follow {
+            cx.sysroot.metadata(path)
+        } else {
+            cx.sysroot.symlink_metadata(path)
+        };
+        let md = match md {
+            Ok(md) => md,
+            Err(e) if e.is_not_found() => {
+                return self
+                    .missing
+                    .outcome(format!("{path} does not exist (dangling symlink?)"))
+            }
+            Err(e) => return Outcome::error(e),
+        };
+        let mode = md.mode() & 0o7777;
+        let mut failures = Vec::new();
+        if let Some(max) = self.max_mode {
+            let extra = mode & !max;
+            if extra != 0 {
+                failures.push(
+                    Evidence::new(format!(
+                        "mode has bits {extra:04o} beyond the allowed {max:04o}"
+                    ))
+                    .path(path)
+                    .found(format!("{mode:04o}"))
+                    .expected(format!("{max:04o} or stricter")),
+                );
+            }
+        }
+        let ids = [
+            ("owner", &self.owner, md.uid(), accounts.user(md.uid())),
+            ("group", &self.group, md.gid(), accounts.group(md.gid())),
+        ];
+        for (what, allowed, id, name) in ids {
+            let Some(allowed) = allowed else { continue };
+            let id_str = id.to_string();
+            let ok = allowed
+                .iter()
+                .any(|a| *a == id_str || Some(a.as_str()) == name);
+            if !ok {
+                let found = match name {
+                    Some(n) => format!("{n} ({id})"),
+                    None => format!(
+                        "{id} (no such {what} in the image's {})",
+                        if what == "owner" {
+                            "/etc/passwd"
+                        } else {
+                            "/etc/group"
+                        }
+                    ),
+                };
+                failures.push(
+                    Evidence::new(format!("{what} is not allowed"))
+                        .path(path)
+                        .found(found)
+                        .expected(allowed.join(" or ")),
+                );
+            }
+        }
+        if failures.is_empty() {
+            let owner = accounts
+                .user(md.uid())
+                .map_or_else(|| md.uid().to_string(), str::to_string);
+            let group = accounts
+                .group(md.gid())
+                .map_or_else(|| md.gid().to_string(), str::to_string);
+            Outcome::pass(
+                Evidence::new(format!("mode {mode:04o}, owner {owner}, group {group}")).path(path),
+            )
+        } else {
+            Outcome::Fail { evidence: failures }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_strictly() {
+        assert_eq!(parse_mode("0640"), Some(0o640));
+        assert_eq!(parse_mode("640"), Some(0o640));
+        assert_eq!(parse_mode("4755"), Some(0o4755));
+        assert_eq!(parse_mode("0o640"), None);
+        assert_eq!(parse_mode("0648"), None);
+        assert_eq!(parse_mode("17777"), None);
+        assert_eq!(parse_mode(""), None);
+    }
+}

@@ -1,0 +1,465 @@
+//! The command line: clap definitions, dispatch, and the mapping from outcomes to exit codes
+//! (0 no finding at or above `--fail-on`, 1 findings, 2 usage/configuration/baseline error,
+//! 3 the agent itself failed). Reports go to stdout; logs go to stderr via `tracing`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use ec2_harden::baseline::{embedded, Baseline, BaselineError, BaselineRef, Layer};
+use ec2_harden::engine::{self, RunOptions};
+use ec2_harden::facts::HostFacts;
+use ec2_harden::report::{output, FailOn, Format};
+use ec2_harden::rule::{Stage, Status};
+use ec2_harden::sysroot::Sysroot;
+
+/// Exit codes of the CLI contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Clean = 0,
+    Findings = 1,
+    Config = 2,
+    Internal = 3,
+}
+
+/// An error that ends the run, with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    fn config(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            exit: Exit::Config,
+            error: error.into(),
+        }
+    }
+    fn internal(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            exit: Exit::Internal,
+            error: error.into(),
+        }
+    }
+}
+
+type CliResult = Result<Exit, Failure>;
+
+/// Hardening, patch, disk-encryption, file-integrity and IMDS checks for Linux EC2 hosts.
+#[derive(Debug, Parser)]
+#[command(name = "ec2-harden", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 usage/configuration/baseline error, 3 the agent failed.\nLogs go to stderr; set EC2_HARDEN_LOG (e.g. debug, ec2_harden=trace)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit a host or image against a baseline and report the findings.
+    Check(CheckArgs),
+    /// File integrity: seal a manifest at bake, verify it at boot and on schedule.
+    #[command(subcommand)]
+    Fim(FimCommand),
+    /// List, show and validate baselines.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+    /// Print a rule's rationale, remediation and references.
+    Explain(ExplainArgs),
+    /// Deliver spooled SSM reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The moment in the host's life: bake (AMI build), boot (first boot), run (any time).
+    #[arg(long, value_enum, default_value = "run")]
+    pub stage: StageArg,
+    /// An embedded baseline NAME or a baseline FILE; repeatable. Files layer on top of the
+    /// auto-selected (or named) baseline.
+    #[arg(long = "baseline", value_name = "FILE|NAME")]
+    pub baselines: Vec<String>,
+    /// Audit the tree at DIR (a chroot, a mounted AMI volume) instead of this host.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write the report to FILE (atomically) and print the text summary to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a finding has at least this severity: critical, high, medium, low or never.
+    #[arg(long, value_name = "SEVERITY", default_value = "high", value_parser = parse_fail_on)]
+    pub fail_on: FailOn,
+    /// Run only these families (comma-separated), e.g. files,kernel.
+    #[arg(long, value_name = "FAMILY,...", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Also deliver the report through SSM (Compliance and Inventory).
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub report: Option<ReportTarget>,
+    /// No network probes (IMDS, SSM, package metadata refresh).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+fn parse_fail_on(s: &str) -> Result<FailOn, String> {
+    s.parse()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageArg {
+    Bake,
+    Boot,
+    Run,
+}
+
+impl From<StageArg> for Stage {
+    fn from(s: StageArg) -> Stage {
+        match s {
+            StageArg::Bake => Stage::Bake,
+            StageArg::Boot => Stage::Boot,
+            StageArg::Run => Stage::Run,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportTarget {
+    Ssm,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FimCommand {
+    /// Write the integrity manifest of the root (at bake).
+    Init(FimArgs),
+    /// Compare the root against its manifest (at boot / run).
+    Verify(FimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FimArgs {
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// List the embedded baselines with their rule counts.
+    List,
+    /// Show a baseline's layers and rules (NAME or FILE); --raw prints its TOML source.
+    Show {
+        #[arg(value_name = "NAME|FILE")]
+        name: String,
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Validate a baseline file (and what it extends); exit 2 with FILE:LINE:COL errors.
+    Validate {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The rule id, e.g. etc-shadow-permissions.
+    pub rule_id: String,
+    /// Look the rule up in these baselines (default: every embedded baseline).
+    #[arg(long = "baseline", value_name = "FILE|NAME")]
+    pub baselines: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Deliver reports spooled by earlier runs whose delivery failed.
+    Flush,
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error worth a stack of messages.
+fn out(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::internal(
+            anyhow::Error::new(e).context("writing to stdout"),
+        )),
+    }
+}
+
+pub fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Check(args) => check(args),
+        Command::Fim(FimCommand::Init(_)) | Command::Fim(FimCommand::Verify(_)) => Err(Failure::internal(
+            anyhow::anyhow!("file integrity (fim init/verify) is not available in this version yet"),
+        )),
+        Command::Baseline(cmd) => baseline(cmd),
+        Command::Explain(args) => explain(args),
+        Command::Report(ReportCommand::Flush) => Err(Failure::internal(anyhow::anyhow!(
+            "SSM reporting (and its spool) is not available in this version yet: nothing can be flushed"
+        ))),
+    }
+}
+
+fn refs(values: &[String]) -> Vec<BaselineRef> {
+    values.iter().map(|v| BaselineRef::parse(v)).collect()
+}
+
+fn open_root(root: &PathBuf) -> Result<Sysroot, Failure> {
+    Sysroot::open(root).map_err(|e| Failure::config(anyhow::Error::new(e).context("--root")))
+}
+
+fn check(args: CheckArgs) -> CliResult {
+    if args.report.is_some() {
+        return Err(Failure::config(anyhow::anyhow!(
+            "--report ssm: SSM reporting is not available in this version yet"
+        )));
+    }
+    let start = Instant::now();
+    let sysroot = open_root(&args.root)?;
+    let facts = HostFacts::gather(&sysroot);
+    let facts_ms = start.elapsed().as_secs_f64() * 1000.0;
+    tracing::debug!(root = %sysroot.root().display(), os = %facts.os.id, version = %facts.os.version_id, live = facts.live, "host facts gathered");
+
+    let t = Instant::now();
+    let baseline = Baseline::resolve(&refs(&args.baselines), &facts.os).map_err(Failure::config)?;
+    let baseline_ms = t.elapsed().as_secs_f64() * 1000.0;
+    for w in &baseline.warnings {
+        tracing::warn!("{w}");
+    }
+    let known = engine::families(&baseline);
+    let unknown: Vec<&String> = args.only.iter().filter(|f| !known.contains(*f)).collect();
+    if !unknown.is_empty() {
+        return Err(Failure::config(anyhow::anyhow!(
+            "--only: unknown famil{} {}; baseline `{}` has: {}",
+            if unknown.len() == 1 { "y" } else { "ies" },
+            unknown
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            baseline.name,
+            known.iter().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let opts = RunOptions {
+        stage: args.stage.into(),
+        only: args.only.clone(),
+        offline: args.offline,
+        fail_on: args.fail_on,
+        today: jiff::Zoned::now()
+            .with_time_zone(jiff::tz::TimeZone::UTC)
+            .date(),
+    };
+    let report = engine::run(&baseline, &sysroot, facts, facts_ms, baseline_ms, &opts);
+    for r in report
+        .results
+        .iter()
+        .filter(|r| r.status() == Status::Error)
+    {
+        tracing::warn!(rule = %r.id, "could not evaluate: {}", match &r.outcome {
+            ec2_harden::rule::Outcome::Error { cause } => cause.as_str(),
+            _ => "",
+        });
+    }
+    let rendered = report.render(args.format);
+    match &args.output {
+        Some(path) => {
+            output::write_atomic(path, rendered.as_bytes())
+                .with_context(|| format!("writing the report to {}", path.display()))
+                .map_err(Failure::internal)?;
+            out(&report.render(Format::Text))?;
+        }
+        None => out(&rendered)?,
+    }
+    tracing::info!(
+        total_ms = report.timings.total_ms,
+        rules = report.totals.rules,
+        "check finished"
+    );
+    Ok(if report.gate.passed {
+        Exit::Clean
+    } else {
+        Exit::Findings
+    })
+}
+
+fn baseline(cmd: BaselineCommand) -> CliResult {
+    match cmd {
+        BaselineCommand::List => {
+            let mut text = format!(
+                "{:<24} {:<9} {:>6}  {:<26} {}\n",
+                "NAME", "VERSION", "RULES", "MATCH", "DESCRIPTION"
+            );
+            for layer in embedded::all().map_err(Failure::internal)? {
+                let resolved = Baseline::embedded(&layer.name).map_err(Failure::internal)?;
+                let matches = layer.distro.as_ref().map_or_else(
+                    || "(any Linux)".to_string(),
+                    |m| {
+                        let v = if m.version_id.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {}", m.version_id.join("|"))
+                        };
+                        format!("{}{v}", m.id.join("|"))
+                    },
+                );
+                text.push_str(&format!(
+                    "{:<24} {:<9} {:>6}  {:<26} {}\n",
+                    layer.name,
+                    layer.version,
+                    resolved.rules.len(),
+                    matches,
+                    layer.description
+                ));
+            }
+            out(&text)?;
+            Ok(Exit::Clean)
+        }
+        BaselineCommand::Show { name, raw } => {
+            let r = BaselineRef::parse(&name);
+            if raw {
+                let text = match &r {
+                    BaselineRef::Name(n) => embedded::EMBEDDED
+                        .iter()
+                        .find(|(stem, _)| stem == n)
+                        .map(|(_, text)| text.to_string())
+                        .ok_or_else(|| {
+                            Failure::config(BaselineError::UnknownName { name: n.clone() })
+                        })?,
+                    BaselineRef::File(p) => std::fs::read_to_string(p).map_err(|source| {
+                        Failure::config(BaselineError::Read {
+                            path: p.clone(),
+                            source,
+                        })
+                    })?,
+                };
+                out(&text)?;
+                return Ok(Exit::Clean);
+            }
+            let b = Baseline::resolve_only(&[r]).map_err(Failure::config)?;
+            let mut text = format!("baseline {} ({})\nlayers:", b.name, b.digest);
+            for l in &b.layers {
+                text.push_str(&format!(" {} {} [{}];", l.name, l.version, l.source));
+            }
+            text.push_str(&format!(
+                "\n{} rules, {} waivers\n\n",
+                b.rules.len(),
+                b.waivers.len()
+            ));
+            for r in &b.rules {
+                let stages: Vec<&str> = r.meta.stages.iter().map(|s| s.as_str()).collect();
+                text.push_str(&format!(
+                    "{:<44} {:<8} {:<14} {:<10} {}\n",
+                    r.meta.id,
+                    r.meta.severity,
+                    stages.join(","),
+                    r.meta.family,
+                    r.meta.title
+                ));
+            }
+            out(&text)?;
+            Ok(Exit::Clean)
+        }
+        BaselineCommand::Validate { file } => {
+            let layer = Layer::load_file(&file).map_err(Failure::config)?;
+            let own = layer.rules.len();
+            let waivers = layer.waivers.len();
+            let b = Baseline::resolve_only(&[BaselineRef::File(file.clone())])
+                .map_err(Failure::config)?;
+            for w in &b.warnings {
+                tracing::warn!("{w}");
+            }
+            out(&format!(
+                "ok: {}: {own} rules, {waivers} waivers; {} rules with what it extends ({} warning{})\n",
+                file.display(),
+                b.rules.len(),
+                b.warnings.len(),
+                if b.warnings.len() == 1 { "" } else { "s" }
+            ))?;
+            Ok(Exit::Clean)
+        }
+    }
+}
+
+fn explain(args: ExplainArgs) -> CliResult {
+    let candidates: Vec<Baseline> = if args.baselines.is_empty() {
+        embedded::names()
+            .into_iter()
+            .map(Baseline::embedded)
+            .collect::<Result<_, _>>()
+            .map_err(Failure::internal)?
+    } else {
+        vec![Baseline::resolve_only(&refs(&args.baselines)).map_err(Failure::config)?]
+    };
+    let Some(rule) = candidates.iter().rev().find_map(|b| b.rule(&args.rule_id)) else {
+        let mut ids: Vec<&str> = candidates
+            .iter()
+            .flat_map(|b| b.rules.iter().map(|r| r.meta.id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let near: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                id.contains(args.rule_id.as_str())
+                    || args
+                        .rule_id
+                        .split('-')
+                        .filter(|w| w.len() > 2)
+                        .any(|w| id.contains(w))
+            })
+            .take(8)
+            .collect();
+        return Err(Failure::config(anyhow::anyhow!(
+            "no rule `{}` in the baselines searched{}",
+            args.rule_id,
+            if near.is_empty() {
+                String::new()
+            } else {
+                format!("; similar: {}", near.join(", "))
+            }
+        )));
+    };
+    let m = &rule.meta;
+    let stages: Vec<&str> = m.stages.iter().map(|s| s.as_str()).collect();
+    let mut text = format!(
+        "{}\n  {}\n\nseverity:    {}\nstages:      {}\nfamily:      {} (kind {})\ndefined at:  {}\n\nWhy:\n{}\n\nFix:\n{}\n",
+        m.id,
+        m.title,
+        m.severity,
+        stages.join(", "),
+        m.family,
+        m.kind,
+        m.origin,
+        indent(&m.rationale),
+        indent(&m.remediation)
+    );
+    if !m.references.is_empty() {
+        text.push_str("\nReferences:\n");
+        for r in &m.references {
+            text.push_str(&format!("  - {r}\n"));
+        }
+    }
+    out(&text)?;
+    Ok(Exit::Clean)
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

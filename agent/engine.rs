@@ -1,0 +1,163 @@
+//! The rule engine: select the rules that apply (stage, `--only`), evaluate them in parallel over one
+//! [`Context`], apply waivers, and assemble the [`Report`]. A panicking check is caught and reported
+//! as that rule's `error` so one bad check never takes the run down.
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::baseline::{Baseline, Waiver};
+use crate::context::Context;
+use crate::facts::HostFacts;
+use crate::report::{
+    AgentInfo, AppliedWaiver, FailOn, Gate, Report, RuleResult, Timings, Totals,
+    REPORT_SCHEMA_VERSION,
+};
+use crate::rule::{Evidence, Outcome, Rule, Severity, Stage, Status};
+use crate::sysroot::Sysroot;
+
+/// How a `check` run is asked to go.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub stage: Stage,
+    /// Families to run (empty: all).
+    pub only: Vec<String>,
+    pub offline: bool,
+    pub fail_on: FailOn,
+    /// "Today", for waiver expiry (UTC date of the run).
+    pub today: jiff::civil::Date,
+}
+
+/// Every family the baseline's rules use, sorted (for `--only` validation and help).
+pub fn families(baseline: &Baseline) -> BTreeSet<String> {
+    baseline
+        .rules
+        .iter()
+        .map(|r| r.meta.family.clone())
+        .collect()
+}
+
+/// Run the baseline over the sysroot. `baseline_ms` is the time spent loading the baseline, for the
+/// report's timings.
+pub fn run(
+    baseline: &Baseline,
+    sysroot: &Sysroot,
+    facts: HostFacts,
+    facts_ms: f64,
+    baseline_ms: f64,
+    opts: &RunOptions,
+) -> Report {
+    let started = Instant::now();
+    let generated_at = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let cx = Context::new(sysroot, opts.stage, &facts, opts.offline);
+    let selected: Vec<&Rule> = baseline
+        .rules
+        .iter()
+        .filter(|r| r.meta.applies_to(opts.stage))
+        .filter(|r| opts.only.is_empty() || opts.only.contains(&r.meta.family))
+        .collect();
+    let mut results: Vec<RuleResult> = selected
+        .par_iter()
+        .map(|rule| evaluate(rule, &cx))
+        .collect();
+    let expired = apply_waivers(&mut results, &baseline.waivers, opts.today);
+    results.extend(expired);
+    let checks_ms = ms(started);
+
+    let mut warnings: Vec<String> = baseline.warnings.iter().map(ToString::to_string).collect();
+    warnings.extend(facts.notes.iter().cloned());
+    let totals = Totals::compute(&results);
+    let gate = Gate::compute(&results, opts.fail_on);
+    drop(cx);
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        agent: AgentInfo::current(),
+        generated_at,
+        stage: opts.stage,
+        host: facts,
+        baseline: baseline.info(),
+        only: opts.only.clone(),
+        gate,
+        totals,
+        timings: Timings {
+            baseline_ms,
+            facts_ms,
+            checks_ms,
+            total_ms: baseline_ms + facts_ms + checks_ms,
+        },
+        warnings,
+        results,
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// Evaluate one rule, timing it and turning a panic into an `error` outcome.
+pub fn evaluate(rule: &Rule, cx: &Context<'_>) -> RuleResult {
+    let start = Instant::now();
+    let outcome =
+        catch_unwind(AssertUnwindSafe(|| rule.check.evaluate(cx))).unwrap_or_else(|panic| {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(rule = %rule.meta.id, "check panicked: {msg}");
+            Outcome::error(format!("internal error: the check panicked: {msg}"))
+        });
+    let us = start.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    tracing::trace!(rule = %rule.meta.id, status = %outcome.status(), us, "rule evaluated");
+    RuleResult::new(&rule.meta, outcome, us)
+}
+
+/// Mark failures covered by an unexpired waiver; return one finding per expired waiver whose rule ran.
+/// A waiver is valid through its `expires` date (inclusive).
+pub fn apply_waivers(
+    results: &mut [RuleResult],
+    waivers: &[Waiver],
+    today: jiff::civil::Date,
+) -> Vec<RuleResult> {
+    let mut expired = Vec::new();
+    for w in waivers {
+        let Some(result) = results.iter_mut().find(|r| r.id == w.rule) else {
+            continue;
+        };
+        if today > w.expires {
+            expired.push(RuleResult {
+                id: format!("waiver-expired-{}", w.rule),
+                title: format!("Waiver for {} has expired", w.rule),
+                severity: Severity::Medium,
+                family: "baseline".into(),
+                kind: "waiver".into(),
+                outcome: Outcome::fail(
+                    Evidence::new(format!(
+                        "waiver for `{}` expired on {} ({})",
+                        w.rule, w.expires, w.reason
+                    ))
+                    .path(w.origin.file.clone())
+                    .line(w.origin.line)
+                    .expected(format!("expires on or after {today}")),
+                ),
+                waiver: None,
+                remediation: format!(
+                    "Fix `{}` or renew the waiver at {} with a new reason and date.",
+                    w.rule, w.origin
+                ),
+                references: Vec::new(),
+                duration_us: 0,
+            });
+        } else if matches!(result.status(), Status::Fail | Status::Error) {
+            result.waiver = Some(AppliedWaiver {
+                reason: w.reason.clone(),
+                expires: w.expires.to_string(),
+            });
+        }
+    }
+    expired
+}

@@ -1,0 +1,302 @@
+//! What a rule is once a baseline has been validated: its metadata (id, title, severity, stages,
+//! rationale, remediation, references), the compiled check that evaluates it, and the outcome of
+//! evaluating it. Nothing here reads the host; checks do that through [`crate::sysroot::Sysroot`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+
+/// How bad a failing rule is. Ordered from least to most severe, so `a > b` means "worse".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Info,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown severity `{s}`, expected one of critical, high, medium, low, info")
+            })
+    }
+}
+
+/// When in a host's life a check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Inside the image build (Packer, Image Builder), before the AMI is created.
+    Bake,
+    /// First boot, from cloud-init user data.
+    Boot,
+    /// Any time later: SSM Run Command, State Manager, a timer, by hand.
+    Run,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Bake, Stage::Boot, Stage::Run];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Bake => "bake",
+            Stage::Boot => "boot",
+            Stage::Run => "run",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a rule was defined: the baseline file (or embedded name) and line, for messages and `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// Everything about a rule except how it is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleMeta {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub stages: Vec<Stage>,
+    /// The check family (`files`, `ssh`, `kernel`, ...) that `--only` selects on.
+    pub family: String,
+    /// The rule kind: the `[[kind]]` table it was written as, or a built-in family's name.
+    pub kind: String,
+    pub rationale: String,
+    pub remediation: String,
+    pub references: Vec<String>,
+    pub origin: Origin,
+}
+
+impl RuleMeta {
+    pub fn applies_to(&self, stage: Stage) -> bool {
+        self.stages.contains(&stage)
+    }
+}
+
+/// One piece of evidence behind an outcome: where it was seen and what was found versus expected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The path inside the sysroot (as the host being audited sees it, e.g. `/etc/shadow`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    pub message: String,
+}
+
+impl Evidence {
+    pub fn new(message: impl Into<String>) -> Self {
+        Evidence {
+            message: message.into(),
+            ..Evidence::default()
+        }
+    }
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+    pub fn line(mut self, line: usize) -> Self {
+        self.line = Some(line);
+        self
+    }
+    pub fn found(mut self, found: impl Into<String>) -> Self {
+        self.found = Some(found.into());
+        self
+    }
+    pub fn expected(mut self, expected: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self
+    }
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(path) = &self.path {
+            f.write_str(path)?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+            }
+            f.write_str(": ")?;
+        }
+        f.write_str(&self.message)?;
+        match (&self.found, &self.expected) {
+            (Some(found), Some(expected)) => write!(f, " (found {found}, expected {expected})"),
+            (Some(found), None) => write!(f, " (found {found})"),
+            (None, Some(expected)) => write!(f, " (expected {expected})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// The result of evaluating one rule. `Error` means "could not evaluate" and never counts as a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Outcome {
+    Pass { evidence: Vec<Evidence> },
+    Fail { evidence: Vec<Evidence> },
+    NotApplicable { reason: String },
+    Error { cause: String },
+}
+
+impl Outcome {
+    pub fn pass(evidence: Evidence) -> Self {
+        Outcome::Pass {
+            evidence: vec![evidence],
+        }
+    }
+    pub fn fail(evidence: Evidence) -> Self {
+        Outcome::Fail {
+            evidence: vec![evidence],
+        }
+    }
+    pub fn not_applicable(reason: impl Into<String>) -> Self {
+        Outcome::NotApplicable {
+            reason: reason.into(),
+        }
+    }
+    pub fn error(cause: impl fmt::Display) -> Self {
+        Outcome::Error {
+            cause: cause.to_string(),
+        }
+    }
+    pub fn status(&self) -> Status {
+        match self {
+            Outcome::Pass { .. } => Status::Pass,
+            Outcome::Fail { .. } => Status::Fail,
+            Outcome::NotApplicable { .. } => Status::NotApplicable,
+            Outcome::Error { .. } => Status::Error,
+        }
+    }
+    /// Combine per-item outcomes of one rule (e.g. one per file matched by a glob): any error makes
+    /// the whole an error, else any fail a fail (evidence of all failures kept), else pass. An empty
+    /// list or an all-not-applicable list is not applicable with `empty_reason`.
+    pub fn combine(outcomes: Vec<Outcome>, empty_reason: &str) -> Outcome {
+        let mut pass = Vec::new();
+        let mut fail = Vec::new();
+        let mut errors = Vec::new();
+        let mut na = Vec::new();
+        for o in outcomes {
+            match o {
+                Outcome::Pass { evidence } => pass.extend(evidence),
+                Outcome::Fail { evidence } => fail.extend(evidence),
+                Outcome::Error { cause } => errors.push(cause),
+                Outcome::NotApplicable { reason } => na.push(reason),
+            }
+        }
+        if !errors.is_empty() {
+            Outcome::Error {
+                cause: errors.join("; "),
+            }
+        } else if !fail.is_empty() {
+            Outcome::Fail { evidence: fail }
+        } else if !pass.is_empty() {
+            Outcome::Pass { evidence: pass }
+        } else if na.is_empty() {
+            Outcome::not_applicable(empty_reason)
+        } else {
+            Outcome::NotApplicable {
+                reason: na.join("; "),
+            }
+        }
+    }
+}
+
+/// The outcome without its payload, for counting and sorting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Fail,
+    Error,
+    Pass,
+    NotApplicable,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Fail,
+        Status::Error,
+        Status::Pass,
+        Status::NotApplicable,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::NotApplicable => "not-applicable",
+            Status::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A compiled check: the typed, validated parameters of one rule and how to evaluate them.
+pub trait Check: Send + Sync + fmt::Debug {
+    fn evaluate(&self, cx: &Context<'_>) -> Outcome;
+}
+
+/// A rule ready to run: metadata plus its compiled check.
+#[derive(Debug)]
+pub struct Rule {
+    pub meta: RuleMeta,
+    pub check: Box<dyn Check>,
+}

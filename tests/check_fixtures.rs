@@ -1,0 +1,262 @@
+//! `check --root` on fixture trees built from Debian 12's own files: the exact rules that pass and
+//! fail on a stock system, that all pass after the documented hardening, that seeded faults are each
+//! caught, and that an offline image is judged at stage bake without live-only verdicts.
+
+mod common;
+
+use common::{apply, check_json, fixture, ids_with, result, status};
+
+#[test]
+fn stock_debian_12_fails_exactly_the_expected_rules() {
+    let root = fixture("debian-12-default");
+    let (code, report, stderr) = check_json(root.path(), &[]);
+    assert_eq!(code, 1, "high findings must exit 1; stderr:\n{stderr}");
+    assert_eq!(
+        report["baseline"]["name"], "debian-12",
+        "auto-selected from the root's os-release"
+    );
+    assert_eq!(report["host"]["os"]["id"], "debian");
+    assert_eq!(report["host"]["live"], true);
+    assert_eq!(report["host"]["kernel"], "6.1.0-28-cloud-amd64");
+    assert_eq!(report["stage"], "run");
+    assert_eq!(
+        ids_with(&report, "fail"),
+        vec![
+            "crontab-permissions",
+            "cron-directories-permissions",
+            "journald-storage-persistent",
+            "kmod-cramfs-disabled",
+            "kmod-dccp-disabled",
+            "kmod-hfs-disabled",
+            "kmod-hfsplus-disabled",
+            "kmod-rds-disabled",
+            "kmod-sctp-disabled",
+            "kmod-tipc-disabled",
+            "login-defs-pass-max-days",
+            "login-defs-pass-min-days",
+            "login-defs-umask",
+            "pwquality-minlen",
+            "ssh-max-auth-tries",
+            "ssh-password-authentication-no",
+            "ssh-permit-root-login-no",
+            "ssh-x11-forwarding-no",
+            "sshd-config-permissions",
+            "sysctl-accept-redirects-off",
+            "sysctl-kptr-restrict",
+            "sysctl-ptrace-scope",
+            "sysctl-send-redirects-off",
+        ]
+    );
+    assert!(
+        ids_with(&report, "error").is_empty(),
+        "{:?}",
+        ids_with(&report, "error")
+    );
+    // bake-only image hygiene rules are not part of a run-stage audit
+    assert!(report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["family"] != "image-hygiene"));
+
+    // evidence says where and what
+    let root_login = result(&report, "ssh-permit-root-login-no");
+    let ev = &root_login["evidence"][0];
+    assert_eq!(
+        ev["found"], "prohibit-password",
+        "the compiled-in default applies: {root_login}"
+    );
+    let x11 = &result(&report, "ssh-x11-forwarding-no")["evidence"][0];
+    assert_eq!(
+        (x11["path"].as_str(), x11["line"].as_u64()),
+        (Some("/etc/ssh/sshd_config"), Some(90))
+    );
+    let max_days = &result(&report, "login-defs-pass-max-days")["evidence"][0];
+    assert_eq!(max_days["found"], "99999");
+    // modules the kernel does not ship pass; shipped ones must be disabled
+    assert_eq!(status(&report, "kmod-jffs2-disabled"), "pass");
+    assert_eq!(status(&report, "kmod-usb-storage-disabled"), "pass");
+    assert_eq!(status(&report, "etc-shadow-permissions"), "pass");
+    assert_eq!(status(&report, "etc-gshadow-permissions"), "pass");
+}
+
+#[test]
+fn hardened_debian_12_passes_every_rule() {
+    let root = fixture("debian-12-hardened");
+    let (code, report, stderr) = check_json(root.path(), &["--fail-on", "low"]);
+    assert_eq!(
+        ids_with(&report, "fail"),
+        Vec::<String>::new(),
+        "stderr:\n{stderr}"
+    );
+    assert_eq!(ids_with(&report, "error"), Vec::<String>::new());
+    assert_eq!(code, 0);
+    assert_eq!(report["gate"]["passed"], true);
+    assert_eq!(
+        report["totals"]["by_status"]["pass"],
+        report["totals"]["rules"]
+    );
+}
+
+/// Each seeded fault on the hardened tree flips exactly the rule meant to catch it.
+#[test]
+fn seeded_faults_are_each_caught() {
+    let cases: &[(&str, &str)] = &[
+        ("chmod 0644 /etc/shadow", "etc-shadow-permissions"),
+        ("chown 1000:42 /etc/shadow", "etc-shadow-permissions"),
+        ("chown 0:1000 /etc/gshadow", "etc-gshadow-permissions"),
+        ("chmod 0666 /etc/passwd", "etc-passwd-permissions"),
+        ("chmod 4644 /etc/group", "etc-group-permissions"),
+        // a drop-in read before the hardening one wins (first value wins in sshd)
+        ("write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n", "ssh-permit-root-login-no"),
+        // keywords are case-insensitive
+        ("write /etc/ssh/sshd_config.d/10-cloud.conf passwordauthentication YES\\n", "ssh-password-authentication-no"),
+        ("append /etc/login.defs PASS_MAX_DAYS 99999", "login-defs-pass-max-days"),
+        ("append /etc/login.defs ENCRYPT_METHOD MD5", "login-defs-encrypt-method"),
+        ("write /proc/sys/net/ipv4/ip_forward 1\\n", "sysctl-ip-forward-off"),
+        ("write /proc/sys/kernel/randomize_va_space 0\\n", "sysctl-randomize-va-space"),
+        ("write /etc/modprobe.d/zz-sctp.conf install sctp /sbin/modprobe --ignore-install sctp\\n", "kmod-sctp-disabled"),
+        ("append /proc/modules tipc 1 0 - Live 0x0", "kmod-tipc-disabled"),
+        ("write /etc/security/pwquality.conf minlen = 8\\n", "pwquality-minlen"),
+        ("chmod 0644 /etc/ssh/ssh_host_ed25519_key", "ssh-host-private-key-permissions"),
+    ];
+    for (fault, rule) in cases {
+        let root = fixture("debian-12-hardened");
+        apply(root.path(), fault);
+        let (_, report, _) = check_json(root.path(), &[]);
+        assert_eq!(
+            ids_with(&report, "fail"),
+            vec![rule.to_string()],
+            "fault `{fault}`"
+        );
+    }
+}
+
+#[test]
+fn a_match_block_does_not_change_the_global_verdict() {
+    let root = fixture("debian-12-hardened");
+    apply(
+        root.path(),
+        "append /etc/ssh/sshd_config Match User backup\\n    PermitRootLogin yes",
+    );
+    let (_, report, _) = check_json(root.path(), &[]);
+    assert_eq!(status(&report, "ssh-permit-root-login-no"), "pass");
+}
+
+#[test]
+fn offline_image_at_bake_reports_hygiene_and_never_passes_live_rules() {
+    let root = fixture("debian-12-image");
+    let (code, report, stderr) = check_json(root.path(), &["--stage", "bake"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(report["host"]["live"], false);
+    assert_eq!(
+        ids_with(&report, "fail"),
+        vec![
+            "image-machine-id-empty",
+            "image-no-cloud-init-instance-state",
+            "image-no-root-shell-history",
+            "image-no-ssh-host-keys",
+            "image-no-user-authorized-keys",
+        ]
+    );
+    // live kernel parameters do not apply to bake (stages) — and on any stage an image has no /proc
+    let (_, run_report, _) = check_json(root.path(), &["--stage", "run"]);
+    let reason = result(&run_report, "sysctl-randomize-va-space")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.starts_with("offline image"), "{reason}");
+    assert_eq!(
+        status(&run_report, "sysctl-ip-forward-off"),
+        "not-applicable"
+    );
+
+    // after the documented clean-up the bake audit is clean
+    apply(
+        root.path(),
+        "rm /root/.bash_history\nrm /home/admin/.ssh/authorized_keys\nrm /var/lib/cloud/instances/i-0123456789abcdef0\nwrite /etc/machine-id \nrm /etc/ssh/ssh_host_ed25519_key\nrm /etc/ssh/ssh_host_ed25519_key.pub",
+    );
+    let (code, report, stderr) = check_json(root.path(), &["--stage", "bake", "--fail-on", "low"]);
+    assert_eq!(ids_with(&report, "fail"), Vec::<String>::new(), "{stderr}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn unreadable_inputs_are_errors_with_path_and_errno_and_the_run_continues() {
+    let root = fixture("debian-12-hardened");
+    // a FIFO where a config file should be must not hang the agent; a link loop gives ELOOP
+    apply(root.path(), "fifo /etc/login.defs\nsymlink /etc/loop-b /etc/loop-a\nsymlink /etc/loop-a /etc/loop-b\nsymlink /etc/loop-a /etc/crontab");
+    let (code, report, _) = check_json(root.path(), &["--fail-on", "never"]);
+    assert_eq!(code, 0, "--fail-on never");
+    let cause = result(&report, "login-defs-pass-max-days")["cause"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cause.contains("/etc/login.defs") && cause.contains("FIFO"),
+        "{cause}"
+    );
+    let cause = result(&report, "crontab-permissions")["cause"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cause.contains("/etc/crontab") && cause.contains("os error 40"),
+        "{cause}"
+    );
+    // everything else still ran
+    assert_eq!(status(&report, "etc-shadow-permissions"), "pass");
+    // errors count as findings for the gate
+    let (code, _, _) = check_json(root.path(), &[]);
+    assert_eq!(code, 1, "an error on a medium+ rule is not a pass");
+}
+
+#[test]
+fn symlinks_resolve_inside_the_root_not_on_the_scanning_host() {
+    let root = fixture("debian-12-hardened");
+    // an absolute link to a path that exists on the host but not in the image
+    apply(
+        root.path(),
+        "rm /etc/shadow\nsymlink /srv/elsewhere/shadow /etc/shadow",
+    );
+    let (_, report, _) = check_json(root.path(), &[]);
+    assert_eq!(
+        status(&report, "etc-shadow-permissions"),
+        "fail",
+        "dangling inside the root, missing = fail"
+    );
+    // `..` cannot climb out either: this resolves to the tree's /srv/tree-only-shadow, which the
+    // scanning host does not have
+    apply(
+        root.path(),
+        "rm /etc/shadow\nsymlink ../../../../../../../srv/tree-only-shadow /etc/shadow\nwrite /srv/tree-only-shadow root:*:1::::::\nchown 0:42 /srv/tree-only-shadow\nchmod 0640 /srv/tree-only-shadow",
+    );
+    assert!(!std::path::Path::new("/srv/tree-only-shadow").exists());
+    let (_, report, _) = check_json(root.path(), &[]);
+    assert_eq!(status(&report, "etc-shadow-permissions"), "pass");
+    let ev = &result(&report, "etc-shadow-permissions")["evidence"][0];
+    assert_eq!(ev["path"], "/etc/shadow");
+}
+
+#[test]
+fn only_and_stage_select_rules() {
+    let root = fixture("debian-12-default");
+    let (_, report, _) = check_json(root.path(), &["--only", "kernel,files"]);
+    let families: std::collections::BTreeSet<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        families.into_iter().collect::<Vec<_>>(),
+        vec!["files", "kernel"]
+    );
+    assert_eq!(report["only"], serde_json::json!(["kernel", "files"]));
+    let (_, bake, _) = check_json(root.path(), &["--stage", "bake"]);
+    assert!(bake["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["kind"] != "sysctl"));
+}

@@ -1,0 +1,203 @@
+//! Test harness: materialise fixture roots and run the built binary.
+//!
+//! A fixture root is `tests/fixtures/roots/<name>/` (file contents) plus `<name>.fixture` (ops that
+//! git cannot store: modes, owners, FIFOs, symlinks, removals, and a `base` tree to start from).
+//! [`fixture`] copies the base chain and overlays into a fresh temp dir and applies the ops; tests
+//! add their own seeded faults with [`apply`], in the same op language.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn roots_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/roots")
+}
+
+/// A fresh copy of fixture `name` (with its `base` chain) in a temp dir.
+pub fn fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("ec2h-{name}-"))
+        .tempdir()
+        .expect("temp dir");
+    build(name, dir.path());
+    dir
+}
+
+fn build(name: &str, root: &Path) {
+    let spec_path = roots_dir().join(format!("{name}.fixture"));
+    let spec = fs::read_to_string(&spec_path).unwrap_or_default();
+    if let Some(base) = spec.lines().find_map(|l| l.strip_prefix("base ")) {
+        build(base.trim(), root);
+    }
+    let tree = roots_dir().join(name);
+    if tree.is_dir() {
+        copy_tree(&tree, root);
+    }
+    assert!(
+        tree.is_dir() || spec_path.is_file(),
+        "no fixture named {name}"
+    );
+    apply(root, &spec);
+}
+
+/// Copy `from` into `to` (merging), keeping symlinks as symlinks.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read fixture dir") {
+        let entry = entry.expect("entry");
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let ft = entry.file_type().expect("file type");
+        if ft.is_symlink() {
+            let _ = fs::remove_file(&dst);
+            symlink(fs::read_link(&src).expect("readlink"), &dst).expect("symlink");
+        } else if ft.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+    }
+}
+
+fn at(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("\\n", "\n").replace("\\t", "\t")
+}
+
+/// Apply fixture ops (see `tests/fixtures/roots/debian-12-default.fixture`) to a root.
+pub fn apply(root: &Path, ops: &str) {
+    for line in ops.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (op, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let mut args = rest.splitn(2, ' ');
+        let a = args.next().unwrap_or("");
+        let b = args.next().unwrap_or("");
+        match op {
+            "base" => {}
+            "chmod" => {
+                let mode = u32::from_str_radix(a, 8).expect("octal mode");
+                fs::set_permissions(at(root, b), fs::Permissions::from_mode(mode))
+                    .unwrap_or_else(|e| panic!("chmod {b}: {e}"));
+            }
+            "chown" => {
+                let (uid, gid) = a.split_once(':').expect("UID:GID");
+                std::os::unix::fs::lchown(
+                    at(root, b),
+                    Some(uid.parse().unwrap()),
+                    Some(gid.parse().unwrap()),
+                )
+                .unwrap_or_else(|e| panic!("chown {b}: {e} (the tests run as root)"));
+            }
+            "rm" => {
+                let p = at(root, a);
+                if p.is_dir() && !p.is_symlink() {
+                    fs::remove_dir_all(&p).unwrap_or_else(|e| panic!("rm {a}: {e}"));
+                } else {
+                    fs::remove_file(&p).unwrap_or_else(|e| panic!("rm {a}: {e}"));
+                }
+            }
+            "mkdir" => fs::create_dir_all(at(root, a)).expect("mkdir"),
+            "symlink" => {
+                let p = at(root, b);
+                let _ = fs::remove_file(&p);
+                symlink(a, &p).unwrap_or_else(|e| panic!("symlink {b}: {e}"));
+            }
+            "fifo" => {
+                let p = at(root, a);
+                let _ = fs::remove_file(&p);
+                nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                    .expect("mkfifo");
+            }
+            "write" | "append" => {
+                let p = at(root, a);
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent).expect("mkdir");
+                }
+                let mut text = if op == "append" {
+                    fs::read_to_string(&p).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                if op == "append" && !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&unescape(b));
+                if op == "append" && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                fs::write(&p, text).unwrap_or_else(|e| panic!("write {a}: {e}"));
+            }
+            other => panic!("unknown fixture op `{other}` in `{line}`"),
+        }
+    }
+}
+
+/// The built `ec2-harden` binary.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ec2-harden"));
+    cmd.env_remove("EC2_HARDEN_LOG");
+    cmd
+}
+
+/// Run the binary with `args`; returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out: Output = bin().args(args).output().expect("run ec2-harden");
+    (
+        out.status
+            .code()
+            .expect("exit code (not killed by a signal)"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `check --format json` on a root; returns (exit code, parsed report, stderr).
+pub fn check_json(root: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let root = root.to_str().expect("utf-8 temp path");
+    let mut args = vec!["check", "--root", root, "--format", "json"];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = run(&args);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}); exit {code}; stderr:\n{stderr}\nstdout:\n{stdout}")
+    });
+    (code, json, stderr)
+}
+
+/// The status of one rule in a JSON report (panics if the rule is not in it).
+pub fn status<'a>(report: &'a serde_json::Value, id: &str) -> &'a str {
+    result(report, id)["status"]
+        .as_str()
+        .expect("status string")
+}
+
+pub fn result<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("rule {id} not in report"))
+}
+
+/// Rule ids with the given status, sorted.
+pub fn ids_with(report: &serde_json::Value, status: &str) -> Vec<String> {
+    let mut ids: Vec<String> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["status"] == status)
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}

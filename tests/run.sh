@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite: the command the README gives and the one CI (.ci/run) calls.
+# It installs what is missing, then runs formatting, lints, unit and integration tests.
+# It needs root: fixture trees carry root-owned files with exact owners (and later suites use
+# network namespaces, debootstrap and qemu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        exec sudo -E env "PATH=$PATH" bash "$0" "$@"
+    fi
+    echo "tests/run.sh: the test suite must run as root (fixtures set file owners)" >&2
+    exit 2
+fi
+
+# --- prerequisites ---------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "tests/run.sh: cargo not found (install Rust with rustup)" >&2; exit 2; }
+if command -v rustup >/dev/null 2>&1; then
+    for component in rustfmt clippy; do
+        rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+    done
+fi
+apt_needed=()
+command -v cc >/dev/null 2>&1 || apt_needed+=(gcc libc6-dev)
+if [ "${#apt_needed[@]}" -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"
+fi
+
+# --- checks ----------------------------------------------------------------------------------
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+INSTA_UPDATE=no cargo test --all-targets
+echo "== cargo test --doc"
+cargo test --doc --quiet
