@@ -111,6 +111,16 @@ pub fn evaluate(rule: &Rule, cx: &Context<'_>) -> RuleResult {
             tracing::error!(rule = %rule.meta.id, "check panicked: {msg}");
             Outcome::error(format!("internal error: the check panicked: {msg}"))
         });
+    // A failure always says why: a check that forgot its evidence still yields a usable finding.
+    let outcome = match outcome {
+        Outcome::Fail { evidence } if evidence.is_empty() => {
+            debug_assert!(false, "check {} failed without evidence", rule.meta.id);
+            Outcome::fail(Evidence::new(
+                "the check failed without giving evidence (internal)",
+            ))
+        }
+        other => other,
+    };
     let us = start.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
     tracing::trace!(rule = %rule.meta.id, status = %outcome.status(), us, "rule evaluated");
     RuleResult::new(&rule.meta, outcome, us)

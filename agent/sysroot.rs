@@ -253,13 +253,28 @@ impl Sysroot {
         Ok(file)
     }
 
-    /// Reads a whole regular file (see [`Sysroot::open_file`]).
+    /// Reads a whole regular file (see [`Sysroot::open_file`]), at most [`MAX_READ_BYTES`]: a
+    /// larger (or sparse, hostile) file is an [`io::ErrorKind::InvalidData`] error, never an
+    /// out-of-memory. Callers that need more stream from [`Sysroot::open_file`].
     pub fn read(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, SysrootError> {
         let path = path.as_ref();
         let mut buf = Vec::new();
         self.open_file(path)?
+            .take(MAX_READ_BYTES + 1)
             .read_to_end(&mut buf)
             .map_err(|e| err(path, e))?;
+        if buf.len() as u64 > MAX_READ_BYTES {
+            return Err(err(
+                path,
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "larger than {} MiB; refusing to read it whole",
+                        MAX_READ_BYTES >> 20
+                    ),
+                ),
+            ));
+        }
         Ok(buf)
     }
 
@@ -438,6 +453,10 @@ impl Sysroot {
 fn probe_openat2(root: BorrowedFd<'_>) -> Result<(), Errno> {
     resolve_openat2(root, Path::new("."), PATH_FLAGS).map(drop)
 }
+
+/// The most [`Sysroot::read`] reads into memory: far above any configuration file or package
+/// database a check reads whole, far below what would hurt a small instance.
+pub const MAX_READ_BYTES: u64 = 256 << 20;
 
 /// Kernel-confined lookup: `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, retrying on `EAGAIN`.
 fn resolve_openat2(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
@@ -651,6 +670,22 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
     use tempfile::TempDir;
+
+    #[test]
+    fn huge_sparse_file_is_refused_not_read_into_memory() {
+        let dir = TempDir::new().unwrap();
+        let f = File::create(dir.path().join("huge")).unwrap();
+        f.set_len(4 << 30).unwrap(); // 4 GiB, sparse
+        let root = Sysroot::open(dir.path()).unwrap();
+        let e = root.read("/huge").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.to_string().starts_with("/huge: larger than 256 MiB"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("small"), b"ok").unwrap();
+        assert_eq!(root.read("/small").unwrap(), b"ok");
+    }
 
     /// True when `openat2` works here (no `ENOSYS`, no seccomp `EPERM`).
     fn openat2_available() -> bool {

@@ -22,8 +22,8 @@ fn stock_debian_12_fails_exactly_the_expected_rules() {
     assert_eq!(
         ids_with(&report, "fail"),
         vec![
-            "crontab-permissions",
             "cron-directories-permissions",
+            "crontab-permissions",
             "journald-storage-persistent",
             "kmod-cramfs-disabled",
             "kmod-dccp-disabled",
@@ -206,9 +206,13 @@ fn unreadable_inputs_are_errors_with_path_and_errno_and_the_run_continues() {
     );
     // everything else still ran
     assert_eq!(status(&report, "etc-shadow-permissions"), "pass");
-    // errors count as findings for the gate
+    // errors count as findings at their rule's severity: crontab-permissions is medium
     let (code, _, _) = check_json(root.path(), &[]);
-    assert_eq!(code, 1, "an error on a medium+ rule is not a pass");
+    assert_eq!(code, 0, "no high finding");
+    let (code, report, _) = check_json(root.path(), &["--fail-on", "medium"]);
+    assert_eq!(code, 1, "an error on a medium rule is not a pass");
+    // crontab-permissions and login-defs-encrypt-method (both medium) could not be evaluated
+    assert_eq!(report["totals"]["findings_by_severity"]["medium"], 2);
 }
 
 #[test]
@@ -259,4 +263,20 @@ fn only_and_stage_select_rules() {
         .unwrap()
         .iter()
         .all(|r| r["kind"] != "sysctl"));
+}
+
+#[test]
+fn kernel_without_module_support_cannot_load_modules_but_built_ins_count() {
+    let root = fixture("debian-12-default");
+    // CONFIG_MODULES=n: no /proc/modules, no modules tree; sctp compiled in
+    apply(root.path(), "rm /proc/modules\nrm /lib/modules\nmkdir /sys/module/sctp/parameters");
+    let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
+    let kmod_fails: Vec<String> = ids_with(&report, "fail").into_iter().filter(|id| id.starts_with("kmod-")).collect();
+    assert_eq!(kmod_fails, vec!["kmod-sctp-disabled"]);
+    let ev = result(&report, "kmod-cramfs-disabled")["evidence"][0]["message"].as_str().unwrap().to_string();
+    assert!(ev.contains("no loadable module support"), "{ev}");
+    // the same tree as an offline image (no /proc): modprobe.d and the (absent) modules tree decide
+    apply(root.path(), "rm /proc");
+    let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
+    assert_eq!(status(&report, "kmod-cramfs-disabled"), "fail", "no kernel to ask: the configuration must disable it");
 }

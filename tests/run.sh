@@ -38,6 +38,8 @@ cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
-INSTA_UPDATE=no cargo test --all-targets
-echo "== cargo test --doc"
-cargo test --doc --quiet
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+INSTA_UPDATE=no cargo test --all-targets 2>&1 | tee "$log"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

@@ -4,6 +4,8 @@
 //! in file-name order) has `install MOD /bin/false` (or `true`; the CIS form) and/or `blacklist MOD`,
 //! as `require` says. A module that no installed kernel ships (`/lib/modules/*/modules.dep`) cannot
 //! be loaded either and passes; on a live system it must also not be loaded now (`/proc/modules`).
+//! A live kernel without loadable-module support (no `/proc/modules`) cannot load anything: the
+//! rule passes unless the feature is built into it (`/sys/module/NAME`).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -48,7 +50,10 @@ pub fn normalize(name: &str) -> String {
 
 #[derive(Debug)]
 pub struct KernelModuleCheck {
+    /// Normalised (`_`), for lookups.
     name: String,
+    /// As the baseline wrote it, for messages and remediation.
+    display: String,
     require: Vec<Directive>,
 }
 
@@ -75,6 +80,7 @@ impl CompileCheck for KernelModule {
         }
         Some(Box::new(KernelModuleCheck {
             name: normalize(name),
+            display: name.clone(),
             require: self.require.clone(),
         }))
     }
@@ -269,6 +275,7 @@ impl Check for KernelModuleCheck {
                 None => missing.push(label),
             }
         }
+        let mut no_module_support = false;
         if cx.is_live() {
             let loaded = cx.cache.get(|| {
                 LoadedModules(match cx.sysroot.read("/proc/modules") {
@@ -283,30 +290,46 @@ impl Check for KernelModuleCheck {
             match &loaded.0 {
                 Ok(set) if set.contains(&self.name) => {
                     return Outcome::fail(
-                        Evidence::new(format!("module {} is loaded now", self.name))
+                        Evidence::new(format!("module {} is loaded now", self.display))
                             .path("/proc/modules")
                             .expected("not loaded"),
                     )
                 }
                 Ok(_) => {}
                 Err(e) if cx.sysroot.exists("/proc/modules") => return Outcome::error(e),
-                Err(_) => {} // kernel without module support: nothing can be loaded
+                Err(_) => no_module_support = true,
             }
         }
         if missing.is_empty() {
             return Outcome::Pass { evidence };
         }
+        if no_module_support {
+            // CONFIG_MODULES=n: nothing can be loaded; only what is built in is active.
+            if cx.sysroot.exists(format!("/sys/module/{}", self.name)) {
+                return Outcome::fail(
+                    Evidence::new(format!(
+                        "{} is built into the running kernel, which cannot load or unload modules",
+                        self.display
+                    ))
+                    .path(format!("/sys/module/{}", self.name)),
+                );
+            }
+            return Outcome::pass(Evidence::new(format!(
+                "the running kernel has no loadable module support (no /proc/modules) and {} is not built in",
+                self.display
+            )));
+        }
         let index = cx.cache.get(|| ModuleIndex::read(cx.sysroot));
         if index.builtin.contains(&self.name) {
             return Outcome::fail(Evidence::new(format!(
                 "module {} is built into the kernel; modprobe.d cannot disable it",
-                self.name
+                self.display
             )));
         }
         if !index.kernels.is_empty() && !index.shipped.contains(&self.name) {
             return Outcome::pass(Evidence::new(format!(
                 "module {} is not shipped by any installed kernel ({})",
-                self.name,
+                self.display,
                 index.kernels.join(", ")
             )));
         }
@@ -318,8 +341,8 @@ impl Check for KernelModuleCheck {
             missing
                 .iter()
                 .map(|m| match *m {
-                    "install" => format!("install {} /bin/false", self.name),
-                    _ => format!("blacklist {}", self.name),
+                    "install" => format!("install {} /bin/false", self.display),
+                    _ => format!("blacklist {}", self.display),
                 })
                 .collect::<Vec<_>>()
                 .join(" and "),
