@@ -51,10 +51,14 @@ pub enum BaselineRef {
 }
 
 impl BaselineRef {
-    /// A value with a `/` or a `.toml` suffix, or naming an existing file, is a file; else a name.
+    /// A value with a `/` or a `.toml` suffix is a file; else an embedded name wins; else an
+    /// existing file of that name; else a name (which then fails as unknown, listing the names).
     pub fn parse(value: &str) -> BaselineRef {
         let path = Path::new(value);
-        if value.contains('/') || value.ends_with(".toml") || path.is_file() {
+        let file = value.contains('/')
+            || value.ends_with(".toml")
+            || (!embedded::names().contains(&value) && path.is_file());
+        if file {
             BaselineRef::File(path.to_path_buf())
         } else {
             BaselineRef::Name(value.to_string())
@@ -281,6 +285,104 @@ impl Stack {
             waivers,
             warnings,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(id: &str, version: &str) -> OsRelease {
+        OsRelease {
+            id: id.into(),
+            version_id: version.into(),
+            ..OsRelease::default()
+        }
+    }
+
+    #[test]
+    fn refs_distinguish_names_and_files() {
+        assert_eq!(
+            BaselineRef::parse("common"),
+            BaselineRef::Name("common".into())
+        );
+        assert_eq!(
+            BaselineRef::parse("site.toml"),
+            BaselineRef::File("site.toml".into())
+        );
+        assert_eq!(
+            BaselineRef::parse("./common"),
+            BaselineRef::File("./common".into())
+        );
+    }
+
+    #[test]
+    fn every_embedded_baseline_loads_and_is_named_after_its_file() {
+        for (stem, _) in embedded::EMBEDDED {
+            let layer = embedded::load(stem).unwrap().unwrap();
+            assert_eq!(layer.name, *stem);
+            assert!(layer.warnings.is_empty(), "{stem}: {:?}", layer.warnings);
+            let b = Baseline::embedded(stem).unwrap();
+            assert!(b.warnings.is_empty(), "{stem}: {:?}", b.warnings);
+            assert!(!b.rules.is_empty());
+            for r in &b.rules {
+                assert!(
+                    !r.meta.references.is_empty(),
+                    "{}: every shipped rule cites a reference",
+                    r.meta.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn auto_selection_prefers_the_most_specific_match() {
+        assert_eq!(
+            embedded::select(&os("debian", "12")).unwrap().name,
+            "debian-12"
+        );
+        assert_eq!(
+            embedded::select(&os("amzn", "2023")).unwrap().name,
+            "amazon-linux-2023"
+        );
+        assert_eq!(
+            embedded::select(&os("debian", "13")).unwrap().name,
+            "common"
+        );
+        assert_eq!(embedded::select(&os("", "")).unwrap().name, "common");
+    }
+
+    #[test]
+    fn layers_override_and_digest_changes_with_content() {
+        let debian = Baseline::embedded("debian-12").unwrap();
+        let common = Baseline::embedded("common").unwrap();
+        assert_eq!(
+            debian
+                .layers
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["common", "debian-12"]
+        );
+        assert_ne!(debian.digest, common.digest);
+        assert_eq!(
+            debian.digest,
+            Baseline::embedded("debian-12").unwrap().digest,
+            "digest is deterministic"
+        );
+        let al = Baseline::embedded("amazon-linux-2023").unwrap();
+        let shadow = al.rule("etc-shadow-permissions").unwrap();
+        assert_eq!(
+            shadow.meta.origin.file, "baseline/amazon-linux-2023.toml",
+            "the later layer's rule replaced common's"
+        );
+        assert_eq!(
+            al.rules
+                .iter()
+                .filter(|r| r.meta.id == "etc-shadow-permissions")
+                .count(),
+            1
+        );
     }
 }
 
