@@ -269,14 +269,27 @@ fn only_and_stage_select_rules() {
 fn kernel_without_module_support_cannot_load_modules_but_built_ins_count() {
     let root = fixture("debian-12-default");
     // CONFIG_MODULES=n: no /proc/modules, no modules tree; sctp compiled in
-    apply(root.path(), "rm /proc/modules\nrm /lib/modules\nmkdir /sys/module/sctp/parameters");
+    apply(
+        root.path(),
+        "rm /proc/modules\nrm /lib/modules\nmkdir /sys/module/sctp/parameters",
+    );
     let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
-    let kmod_fails: Vec<String> = ids_with(&report, "fail").into_iter().filter(|id| id.starts_with("kmod-")).collect();
+    let kmod_fails: Vec<String> = ids_with(&report, "fail")
+        .into_iter()
+        .filter(|id| id.starts_with("kmod-"))
+        .collect();
     assert_eq!(kmod_fails, vec!["kmod-sctp-disabled"]);
-    let ev = result(&report, "kmod-cramfs-disabled")["evidence"][0]["message"].as_str().unwrap().to_string();
+    let ev = result(&report, "kmod-cramfs-disabled")["evidence"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(ev.contains("no loadable module support"), "{ev}");
     // the same tree as an offline image (no /proc): modprobe.d and the (absent) modules tree decide
     apply(root.path(), "rm /proc");
     let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
-    assert_eq!(status(&report, "kmod-cramfs-disabled"), "fail", "no kernel to ask: the configuration must disable it");
+    assert_eq!(
+        status(&report, "kmod-cramfs-disabled"),
+        "fail",
+        "no kernel to ask: the configuration must disable it"
+    );
 }

@@ -288,6 +288,14 @@ impl Stack {
     }
 }
 
+fn reindex(rules: &[Rule]) -> HashMap<String, usize> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.meta.id.clone(), i))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,12 +392,4 @@ mod tests {
             1
         );
     }
-}
-
-fn reindex(rules: &[Rule]) -> HashMap<String, usize> {
-    rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.meta.id.clone(), i))
-        .collect()
 }
