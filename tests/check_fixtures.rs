@@ -293,3 +293,58 @@ fn kernel_without_module_support_cannot_load_modules_but_built_ins_count() {
         "no kernel to ask: the configuration must disable it"
     );
 }
+
+#[test]
+fn garbled_sshd_configuration_is_an_error_never_a_silent_pass() {
+    let cases: &[(&str, &str)] = &[
+        // an Include loop through the drop-in directory
+        (
+            "write /etc/ssh/sshd_config.d/loop.conf Include /etc/ssh/sshd_config\\n",
+            "Include loop",
+        ),
+        // a dangling symlink where the configuration should be
+        (
+            "rm /etc/ssh/sshd_config\nsymlink /etc/ssh/sshd_config.dpkg-dist /etc/ssh/sshd_config",
+            "dangling symlink",
+        ),
+        // a quote that never closes
+        (
+            "write /etc/ssh/sshd_config.d/bad.conf Banner \"/etc/issue.net\\n",
+            "/etc/ssh/sshd_config.d/bad.conf:1: unterminated quote",
+        ),
+    ];
+    for (fault, want) in cases {
+        let root = fixture("debian-12-hardened");
+        apply(root.path(), fault);
+        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+        for id in ["ssh-permit-root-login-no", "ssh-max-auth-tries"] {
+            let r = result(&report, id);
+            assert_eq!(r["status"], "error", "{fault}: {r}");
+            assert!(r["cause"].as_str().unwrap().contains(want), "{fault}: {r}");
+        }
+    }
+    // binary junk in the main file: error naming file and line
+    let root = fixture("debian-12-hardened");
+    let path = root.path().join("etc/ssh/sshd_config");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"\x7fELF\x02\x01\x01\x00\xff\xfe\n");
+    std::fs::write(&path, bytes).unwrap();
+    let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+    let cause = result(&report, "ssh-permit-root-login-no")["cause"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cause.starts_with("/etc/ssh/sshd_config:")
+            && cause.ends_with("not a text file (invalid UTF-8)"),
+        "{cause}"
+    );
+    // sshd not installed at all: not applicable, not a pass
+    let root = fixture("debian-12-hardened");
+    apply(root.path(), "rm /etc/ssh/sshd_config");
+    let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+    assert_eq!(
+        status(&report, "ssh-permit-root-login-no"),
+        "not-applicable"
+    );
+}

@@ -13,6 +13,7 @@ pub mod expect;
 pub mod file_permissions;
 pub mod file_presence;
 pub mod kernel_module;
+pub mod sshd;
 pub mod sysctl;
 
 pub use crate::baseline::layer::CompileCheck;
@@ -29,6 +30,7 @@ crate::baseline::file::declare_kinds! {
     file_absent => file_presence::FileAbsent, family = "files";
     file_present => file_presence::FilePresent, family = "files";
     config => config::Config, family = "config";
+    sshd => sshd::Sshd, family = "ssh";
     sysctl => sysctl::Sysctl, family = "kernel";
     kernel_module => kernel_module::KernelModule, family = "kernel";
 }
