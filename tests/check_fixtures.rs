@@ -22,6 +22,8 @@ fn stock_debian_12_fails_exactly_the_expected_rules() {
     assert_eq!(
         ids_with(&report, "fail"),
         vec![
+            "banner-issue-net-no-os-leak",
+            "banner-issue-no-os-leak",
             "cron-directories-permissions",
             "crontab-permissions",
             "journald-storage-persistent",
@@ -36,11 +38,14 @@ fn stock_debian_12_fails_exactly_the_expected_rules() {
             "login-defs-pass-min-days",
             "login-defs-umask",
             "pwquality-minlen",
+            "service-auditd-enabled",
+            "service-host-firewall-enabled",
             "ssh-max-auth-tries",
             "ssh-password-authentication-no",
             "ssh-permit-root-login-no",
             "ssh-x11-forwarding-no",
             "sshd-config-permissions",
+            "sudo-logfile",
             "sysctl-accept-redirects-off",
             "sysctl-kptr-restrict",
             "sysctl-ptrace-scope",
@@ -123,6 +128,23 @@ fn seeded_faults_are_each_caught() {
         ("append /proc/modules tipc 1 0 - Live 0x0", "kmod-tipc-disabled"),
         ("write /etc/security/pwquality.conf minlen = 8\\n", "pwquality-minlen"),
         ("chmod 0644 /etc/ssh/ssh_host_ed25519_key", "ssh-host-private-key-permissions"),
+        // accounts
+        // (a second UID 0 is also a duplicate UID, and a system-range account with a shell)
+        ("append /etc/passwd toor:x:0:0:backdoor:/root:/bin/bash", "accounts-no-duplicate-uids\naccounts-system-no-login-shell\naccounts-uid0-only-root"),
+        ("append /etc/shadow games::20000:0:99999:7:::", "accounts-no-empty-passwords"),
+        ("append /etc/passwd svc:x:901:901::/var/lib/svc:/bin/bash", "accounts-system-no-login-shell"),
+        ("append /etc/passwd admin:x:1001:1001::/home/admin2:/bin/bash", "accounts-no-duplicate-names"),
+        ("append /etc/passwd deploy:x:1000:1000::/home/deploy:/bin/bash", "accounts-no-duplicate-uids"),
+        // sudo: a group that is not an admin group gets passwordless root; use_pty removed
+        ("write /etc/sudoers.d/50-devs %developers ALL=(ALL) NOPASSWD: ALL\\n", "sudo-no-group-nopasswd-all"),
+        ("write /etc/sudoers Defaults env_reset\\nroot ALL=(ALL:ALL) ALL\\n@includedir /etc/sudoers.d\\n", "sudo-use-pty"),
+        // services: avahi enabled through its socket; the only time sync masked; auditd disabled
+        ("write /lib/systemd/system/avahi-daemon.socket [Socket]\\nListenDatagram=5353\\n\nsymlink /lib/systemd/system/avahi-daemon.socket /etc/systemd/system/sockets.target.wants/avahi-daemon.socket", "service-avahi-disabled"),
+        ("symlink /dev/null /etc/systemd/system/systemd-timesyncd.service", "service-time-sync-enabled"),
+        ("rm /etc/systemd/system/multi-user.target.wants/auditd.service", "service-auditd-enabled"),
+        // banners
+        ("write /etc/motd Welcome to Ubuntu 22.04.4 LTS (GNU/Linux 6.5.0-1017-aws x86_64)\\n", "banner-motd-no-os-leak"),
+        ("write /etc/issue \\\\S\\nKernel \\\\r on an \\\\m\\n", "banner-issue-no-os-leak"),
     ];
     for (fault, rule) in cases {
         let root = fixture("debian-12-hardened");

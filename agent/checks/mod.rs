@@ -8,13 +8,16 @@
 //! 2. add one line to `declare_kinds!` below (TOML table name, type, default family);
 //! 3. add a fixture tree under `tests/fixtures/roots/` and tests next to the code.
 
+pub mod accounts;
 pub mod config;
 pub mod expect;
+pub mod file_content;
 pub mod file_permissions;
 pub mod file_presence;
 pub mod kernel_module;
 pub mod sshd;
 pub mod sysctl;
+pub mod systemd_unit;
 
 pub use crate::baseline::layer::CompileCheck;
 
@@ -29,10 +32,13 @@ crate::baseline::file::declare_kinds! {
     file_permissions => file_permissions::FilePermissions, family = "files";
     file_absent => file_presence::FileAbsent, family = "files";
     file_present => file_presence::FilePresent, family = "files";
+    file_content => file_content::FileContent, family = "files";
     config => config::Config, family = "config";
+    accounts => accounts::Accounts, family = "accounts";
     sshd => sshd::Sshd, family = "ssh";
     sysctl => sysctl::Sysctl, family = "kernel";
     kernel_module => kernel_module::KernelModule, family = "kernel";
+    systemd_unit => systemd_unit::SystemdUnit, family = "services";
 }
 
 /// Families of the built-in (non-declarative) checks that later land as modules here.

@@ -1,9 +1,100 @@
-//! Users and groups of the audited system, from the sysroot's `/etc/passwd` and `/etc/group` (never
-//! the scanner's NSS: an AMI mounted at /mnt/ami has its own ids). Used to name file owners.
+//! Users and groups of the audited system, from the sysroot's `/etc/passwd`, `/etc/shadow` and
+//! `/etc/group` (never the scanner's NSS: an AMI mounted at /mnt/ami has its own ids). One parser
+//! serves both the uid/gid → name maps used to name file owners and the `[[accounts]]` rules.
 
 use std::collections::HashMap;
 
 use crate::sysroot::Sysroot;
+
+/// Parsed entries plus the `(line, text)` of lines that could not be parsed.
+pub type Parsed<T> = (Vec<T>, Vec<(usize, String)>);
+
+/// One `/etc/passwd` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub name: String,
+    /// Field 2: `x` when the hash is in /etc/shadow; empty means no password at all.
+    pub password: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+    pub line: usize,
+}
+
+/// One `/etc/shadow` line (name and hash field only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowEntry {
+    pub name: String,
+    pub hash: String,
+    pub line: usize,
+}
+
+impl ShadowEntry {
+    /// `!`- or `*`-prefixed (or exactly `!`/`*`/`!!`) hashes cannot be used to log in.
+    pub fn is_locked(&self) -> bool {
+        self.hash.starts_with('!') || self.hash.starts_with('*')
+    }
+}
+
+/// Parse `/etc/passwd` text; malformed lines (wrong field count, non-numeric ids) are returned as
+/// `(line, text)` problems instead of being guessed at.
+pub fn parse_passwd(text: &str) -> Parsed<PasswdEntry> {
+    let mut entries = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty()
+            || line.starts_with('#')
+            || line.starts_with('+')
+            || line.starts_with('-')
+        {
+            continue;
+        }
+        let f: Vec<&str> = line.split(':').collect();
+        let parsed = (f.len() == 7)
+            .then(|| Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?)))
+            .flatten();
+        match parsed {
+            Some((uid, gid)) if !f[0].is_empty() => entries.push(PasswdEntry {
+                name: f[0].to_string(),
+                password: f[1].to_string(),
+                uid,
+                gid,
+                home: f[5].to_string(),
+                shell: f[6].to_string(),
+                line: i + 1,
+            }),
+            _ => bad.push((i + 1, line.to_string())),
+        }
+    }
+    (entries, bad)
+}
+
+/// Parse `/etc/shadow` text (9 fields; only name and hash are kept).
+pub fn parse_shadow(text: &str) -> Parsed<ShadowEntry> {
+    let mut entries = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty()
+            || line.starts_with('#')
+            || line.starts_with('+')
+            || line.starts_with('-')
+        {
+            continue;
+        }
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() != 9 || f[0].is_empty() {
+            bad.push((i + 1, format!("{}:…", f[0]))); // never echo a hash
+            continue;
+        }
+        entries.push(ShadowEntry {
+            name: f[0].to_string(),
+            hash: f[1].to_string(),
+            line: i + 1,
+        });
+    }
+    (entries, bad)
+}
 
 /// uid/gid → name maps; a missing or unreadable file leaves its map empty and records why.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -16,14 +107,17 @@ pub struct Accounts {
 impl Accounts {
     pub fn read(sysroot: &Sysroot) -> Accounts {
         let mut acc = Accounts::default();
-        for (path, map) in [
-            ("/etc/passwd", &mut acc.users),
-            ("/etc/group", &mut acc.groups),
-        ] {
-            match sysroot.read(path) {
-                Ok(bytes) => *map = parse_id_file(&String::from_utf8_lossy(&bytes)),
-                Err(e) => acc.problems.push(e.to_string()),
+        match sysroot.read("/etc/passwd") {
+            Ok(bytes) => {
+                for e in parse_passwd(&String::from_utf8_lossy(&bytes)).0 {
+                    acc.users.entry(e.uid).or_insert(e.name);
+                }
             }
+            Err(e) => acc.problems.push(e.to_string()),
+        }
+        match sysroot.read("/etc/group") {
+            Ok(bytes) => acc.groups = parse_group_ids(&String::from_utf8_lossy(&bytes)),
+            Err(e) => acc.problems.push(e.to_string()),
         }
         acc
     }
@@ -37,8 +131,8 @@ impl Accounts {
     }
 }
 
-/// `name:x:ID:...` lines → id → name (first name wins for a duplicated id, as getpwuid does).
-fn parse_id_file(text: &str) -> HashMap<u32, String> {
+/// `name:x:GID:members` lines → gid → name (first name wins for a duplicated gid, as getgrgid does).
+fn parse_group_ids(text: &str) -> HashMap<u32, String> {
     let mut map = HashMap::new();
     for line in text.lines() {
         let mut fields = line.split(':');
@@ -64,10 +158,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_passwd_lines_first_name_wins() {
-        let map = parse_id_file("root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/:/bin/sh\nbad line\n+nis\nshadow:x:42:\n");
+    fn passwd_lines_parse_and_bad_lines_are_kept_aside() {
+        let (e, bad) = parse_passwd("root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/:/bin/sh\nbad line\n+nis\nweird:x:a:0::/:/bin/sh\n");
+        assert_eq!(
+            e.iter()
+                .map(|e| (e.name.as_str(), e.uid, e.line))
+                .collect::<Vec<_>>(),
+            vec![("root", 0, 1), ("toor", 0, 2)]
+        );
+        assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![3, 5]);
+    }
+
+    #[test]
+    fn shadow_lock_state() {
+        let (e, bad) = parse_shadow("root:*:1:0:99999:7:::\nadmin:!$6$x:1::::::\nuser:$6$abc:1::::::\nempty::1::::::\nshort:x\n");
+        let locked: Vec<bool> = e.iter().map(ShadowEntry::is_locked).collect();
+        assert_eq!(locked, vec![true, true, false, false]);
+        assert_eq!(bad, vec![(5, "short:…".to_string())]);
+    }
+
+    #[test]
+    fn group_ids_first_name_wins() {
+        let map = parse_group_ids("root:x:0:\nwheel:x:0:\nshadow:x:42:\nbad\n");
         assert_eq!(map.get(&0).map(String::as_str), Some("root"));
         assert_eq!(map.get(&42).map(String::as_str), Some("shadow"));
-        assert_eq!(map.len(), 2);
     }
 }

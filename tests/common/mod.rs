@@ -109,6 +109,9 @@ pub fn apply(root: &Path, ops: &str) {
             "mkdir" => fs::create_dir_all(at(root, a)).expect("mkdir"),
             "symlink" => {
                 let p = at(root, b);
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent).expect("mkdir");
+                }
                 let _ = fs::remove_file(&p);
                 symlink(a, &p).unwrap_or_else(|e| panic!("symlink {b}: {e}"));
             }
