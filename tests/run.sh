@@ -27,6 +27,8 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 apt_needed=()
 command -v cc >/dev/null 2>&1 || apt_needed+=(gcc libc6-dev)
+# a real Debian root for tests/debootstrap.rs (cached under target/debootstrap after the first run)
+command -v debootstrap >/dev/null 2>&1 || apt_needed+=(debootstrap)
 if [ "${#apt_needed[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"

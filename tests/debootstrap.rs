@@ -1,0 +1,257 @@
+//! Truth on a real system: a Debian 12 root made by `debootstrap --variant=minbase` with the
+//! packages an EC2 image carries (openssh-server, sudo, cron, chrony, auditd, nftables,
+//! libpam-pwquality), their maintainer scripts having run as on a real install. The suite audits it
+//! as an image at bake and at run, applies a documented set of hardening changes (with the real
+//! `deb-systemd-helper` where a package would), and asserts exactly which rules flip; then seeds
+//! faults one by one and asserts each is caught. The root is built once and cached under
+//! `target/debootstrap/` (about 40 s and 250 MB from Debian's archive).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::{apply, check_json, ids_with, result};
+
+const PACKAGES: &str = "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
+const MIRROR: &str = "http://deb.debian.org/debian";
+
+/// The cached root, built on first use (one build even when tests run in parallel).
+fn base_root() -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debootstrap");
+    let root = dir.join("bookworm-ec2");
+    let marker = dir.join("bookworm-ec2.packages");
+    if root.is_dir() && std::fs::read_to_string(&marker).is_ok_and(|m| m == PACKAGES) {
+        return root;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join("bookworm-ec2.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&root);
+    let out = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            &format!("--include={PACKAGES}"),
+            "bookworm",
+        ])
+        .arg(&tmp)
+        .arg(MIRROR)
+        .output()
+        .expect("debootstrap is installed (tests/run.sh installs it)");
+    assert!(
+        out.status.success(),
+        "debootstrap failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &root).unwrap();
+    std::fs::write(&marker, PACKAGES).unwrap();
+    root
+}
+
+/// A private copy of the cached root (owners, modes and links preserved).
+fn working_copy() -> tempfile::TempDir {
+    let base = base_root();
+    let dir = tempfile::Builder::new()
+        .prefix("ec2h-debootstrap-")
+        .tempdir()
+        .unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", base.display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -a failed");
+    dir
+}
+
+fn fixture_file(rel: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/roots/debian-12-hardened")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+/// The documented hardening of a stock Debian 12 image, as a platform team would script it.
+fn harden(root: &Path) {
+    let esc = |s: &str| s.replace('\n', "\\n");
+    apply(
+        root,
+        &[
+            "append /etc/login.defs PASS_MAX_DAYS\\t365\\nPASS_MIN_DAYS\\t1\\nUMASK\\t\\t027"
+                .to_string(),
+            "chmod 0600 /etc/crontab".into(),
+            "chmod 0700 /etc/cron.d".into(),
+            "chmod 0700 /etc/cron.daily".into(),
+            "chmod 0700 /etc/cron.hourly".into(),
+            "chmod 0700 /etc/cron.monthly".into(),
+            "chmod 0700 /etc/cron.weekly".into(),
+            "chmod 0700 /etc/cron.yearly".into(),
+            "chmod 0600 /etc/ssh/sshd_config".into(),
+            format!(
+                "write /etc/ssh/sshd_config.d/60-hardening.conf {}",
+                esc(&fixture_file("etc/ssh/sshd_config.d/60-hardening.conf"))
+            ),
+            format!(
+                "write /etc/modprobe.d/cis.conf {}",
+                esc(&fixture_file("etc/modprobe.d/cis.conf"))
+            ),
+            format!(
+                "write /etc/sysctl.d/60-hardening.conf {}",
+                esc(&fixture_file("etc/sysctl.d/60-hardening.conf"))
+            ),
+            "write /etc/security/pwquality.conf.d/60-minlen.conf minlen = 14\\n".into(),
+            "write /etc/sudoers.d/60-logging Defaults\\tlogfile=\"/var/log/sudo.log\"\\n".into(),
+            "write /etc/issue Authorized uses only.\\n".into(),
+            "write /etc/issue.net Authorized uses only.\\n".into(),
+            "write /etc/motd Authorized uses only.\\n".into(),
+        ]
+        .join("\n"),
+    );
+    // enable the firewall the way the package's own maintainer scripts enable services
+    let out = Command::new("chroot")
+        .arg(root)
+        .args(["deb-systemd-helper", "enable", "nftables.service"])
+        // the environment dpkg gives a maintainer script, which the helper insists on
+        .env("DPKG_MAINTSCRIPT_PACKAGE", "nftables")
+        .env("DPKG_MAINTSCRIPT_NAME", "postinst")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deb-systemd-helper: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
+    let root = working_copy();
+    let (code, stock, stderr) = check_json(root.path(), &["--stage", "bake"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stock["baseline"]["name"], "debian-12");
+    assert_eq!(stock["host"]["live"], false);
+    assert!(
+        ids_with(&stock, "error").is_empty(),
+        "{:?}",
+        ids_with(&stock, "error")
+    );
+    let stock_fails = ids_with(&stock, "fail");
+    let expected_stock: Vec<&str> = vec![
+        "banner-issue-net-no-os-leak",
+        "banner-issue-no-os-leak",
+        "banner-motd-no-os-leak",
+        "cron-directories-permissions",
+        "crontab-permissions",
+        "image-no-ssh-host-keys",
+        "kmod-cramfs-disabled",
+        "kmod-dccp-disabled",
+        "kmod-freevxfs-disabled",
+        "kmod-hfs-disabled",
+        "kmod-hfsplus-disabled",
+        "kmod-jffs2-disabled",
+        "kmod-rds-disabled",
+        "kmod-sctp-disabled",
+        "kmod-tipc-disabled",
+        "kmod-usb-storage-disabled",
+        "login-defs-pass-max-days",
+        "login-defs-pass-min-days",
+        "login-defs-umask",
+        "pwquality-minlen",
+        "service-host-firewall-enabled",
+        "ssh-max-auth-tries",
+        "ssh-password-authentication-no",
+        "ssh-permit-root-login-no",
+        "ssh-x11-forwarding-no",
+        "sshd-config-permissions",
+        "sudo-logfile",
+        "sysctl-accept-redirects-off",
+        "sysctl-kptr-restrict",
+        "sysctl-ptrace-scope",
+        "sysctl-send-redirects-off",
+    ];
+    assert_eq!(stock_fails, expected_stock);
+    // what the packages set up themselves is recognised
+    for id in [
+        "service-auditd-enabled",
+        "service-time-sync-enabled",
+        "service-cron-enabled",
+        "sudo-use-pty",
+        "accounts-root-password-locked",
+        "etc-shadow-permissions",
+    ] {
+        assert_eq!(
+            result(&stock, id)["status"],
+            "pass",
+            "{id}: {}",
+            result(&stock, id)
+        );
+    }
+    // sshd's compiled-in default is what a stock Debian runs with
+    assert_eq!(
+        result(&stock, "ssh-permit-root-login-no")["evidence"][0]["found"],
+        "prohibit-password"
+    );
+
+    harden(root.path());
+    let (_, hardened, _) = check_json(root.path(), &["--stage", "bake"]);
+    // the hardening fixed everything but the host keys the openssh-server postinst generated
+    assert_eq!(ids_with(&hardened, "fail"), vec!["image-no-ssh-host-keys"]);
+    // the last bake step removes them (cloud-init makes new ones at first boot)
+    apply(root.path(), "rm /etc/ssh/ssh_host_ecdsa_key\nrm /etc/ssh/ssh_host_ed25519_key\nrm /etc/ssh/ssh_host_rsa_key");
+    let (code, clean, _) = check_json(root.path(), &["--stage", "bake", "--fail-on", "low"]);
+    assert_eq!(ids_with(&clean, "fail"), Vec::<String>::new());
+    assert_eq!(code, 0);
+    let (code, run, _) = check_json(root.path(), &["--stage", "run", "--fail-on", "low"]);
+    assert_eq!(ids_with(&run, "fail"), Vec::<String>::new());
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn seeded_faults_in_a_hardened_real_root_are_each_caught() {
+    let root = working_copy();
+    harden(root.path());
+    let faults: &[(&str, &[&str])] = &[
+        ("chmod 0644 /etc/shadow", &["etc-shadow-permissions"]),
+        (
+            "append /etc/passwd toor:x:0:0::/root:/bin/bash",
+            &[
+                "accounts-no-duplicate-uids",
+                "accounts-system-no-login-shell",
+                "accounts-uid0-only-root",
+            ],
+        ),
+        // a drop-in that sorts before the hardening one wins: sshd takes the first value
+        (
+            "write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n",
+            &["ssh-permit-root-login-no"],
+        ),
+        (
+            "write /etc/sysctl.d/99-zz.conf kernel.yama.ptrace_scope = 0\\n",
+            &["sysctl-ptrace-scope"],
+        ),
+    ];
+    for (fault, want) in faults {
+        let copy = tempfile::tempdir().unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", root.path().display()))
+            .arg(copy.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        apply(copy.path(), fault);
+        let (_, report, _) = check_json(copy.path(), &["--stage", "run"]);
+        assert_eq!(
+            ids_with(&report, "fail"),
+            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{fault}"
+        );
+    }
+}
