@@ -111,6 +111,7 @@ fn harden(root: &Path) {
             "write /etc/issue Authorized uses only.\\n".into(),
             "write /etc/issue.net Authorized uses only.\\n".into(),
             "write /etc/motd Authorized uses only.\\n".into(),
+            "append /etc/fstab tmpfs /tmp tmpfs defaults,rw,nosuid,nodev,noexec,relatime,size=2G 0 0\\ntmpfs /dev/shm tmpfs defaults,rw,nosuid,nodev,noexec,relatime 0 0".into(),
         ]
         .join("\n"),
     );
@@ -163,6 +164,8 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         "login-defs-pass-max-days",
         "login-defs-pass-min-days",
         "login-defs-umask",
+        "mount-dev-shm-options",
+        "mount-tmp-separate",
         "pwquality-minlen",
         "service-host-firewall-enabled",
         "ssh-max-auth-tries",

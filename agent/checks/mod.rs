@@ -15,6 +15,7 @@ pub mod file_content;
 pub mod file_permissions;
 pub mod file_presence;
 pub mod kernel_module;
+pub mod mount;
 pub mod sshd;
 pub mod sysctl;
 pub mod systemd_unit;
@@ -39,6 +40,7 @@ crate::baseline::file::declare_kinds! {
     sysctl => sysctl::Sysctl, family = "kernel";
     kernel_module => kernel_module::KernelModule, family = "kernel";
     systemd_unit => systemd_unit::SystemdUnit, family = "services";
+    mount => mount::Mount, family = "filesystems";
 }
 
 /// Families of the built-in (non-declarative) checks that later land as modules here.
