@@ -196,13 +196,10 @@ pub fn parse_assignments(
 
 impl Check for ConfigCheck {
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
-        let mut files = Vec::new();
-        for pattern in &self.paths {
-            match cx.sysroot.glob(pattern) {
-                Ok(found) => files.extend(found),
-                Err(e) => return Outcome::error(e),
-            }
-        }
+        let files = match super::expand(cx.sysroot, &self.paths) {
+            Ok(files) => files,
+            Err(e) => return Outcome::error(e),
+        };
         let mut winner: Option<(String, Assignment)> = None;
         let mut read_any = false;
         for file in &files {
@@ -247,35 +244,25 @@ impl Check for ConfigCheck {
                 .missing_file
                 .outcome(format!("none of {} exists", self.paths.join(", ")));
         }
-        let (evidence, value) = match &winner {
-            Some((path, a)) => (
+        let found = winner.map(|(path, a)| {
+            (
                 Evidence::new(format!("{} is set", self.key))
-                    .path(path.clone())
+                    .path(path)
                     .line(a.line),
-                a.value.clone(),
-            ),
-            None => match &self.default {
-                Some(d) => (
-                    Evidence::new(format!(
-                        "{} is not set; the built-in default applies",
-                        self.key
-                    )),
-                    d.clone(),
-                ),
-                None => {
-                    return self.missing.outcome(format!(
-                        "{} is not set in {} (expected {})",
-                        self.key,
-                        self.paths.join(", "),
-                        self.expect.describe()
-                    ))
-                }
-            },
-        };
-        match self.expect.check(&value) {
-            Ok(()) => Outcome::pass(evidence.found(value)),
-            Err(want) => Outcome::fail(evidence.found(value).expected(want)),
-        }
+                a.value,
+            )
+        });
+        let default = self.default.clone().map(|d| {
+            let why = format!("{} is not set; the built-in default applies", self.key);
+            (Evidence::new(why), d)
+        });
+        self.expect.judge(found, default, |want| {
+            self.missing.outcome(format!(
+                "{} is not set in {} (expected {want})",
+                self.key,
+                self.paths.join(", ")
+            ))
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::baseline::diag::Diagnostics;
+use crate::rule::{Evidence, Outcome};
 
 /// The TOML form, validated by [`Expect::compile`].
 #[derive(Debug, Deserialize)]
@@ -149,6 +150,23 @@ impl Expect {
             (Some(min), None) => format!(">= {min}"),
             (None, Some(max)) => format!("<= {max}"),
             (None, None) => String::new(),
+        }
+    }
+
+    /// Judge a setting: the value `found` (with where it was set), else the program's `default`
+    /// (with why it applies), else whatever `missing` makes of the description of a passing value.
+    pub fn judge(
+        &self,
+        found: Option<(Evidence, String)>,
+        default: Option<(Evidence, String)>,
+        missing: impl FnOnce(String) -> Outcome,
+    ) -> Outcome {
+        let Some((evidence, value)) = found.or(default) else {
+            return missing(self.describe());
+        };
+        match self.check(&value) {
+            Ok(()) => Outcome::pass(evidence.found(value)),
+            Err(want) => Outcome::fail(evidence.found(value).expected(want)),
         }
     }
 

@@ -118,13 +118,10 @@ fn excerpt(line: &str) -> String {
 
 impl Check for FileContentCheck {
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
-        let mut files = Vec::new();
-        for pattern in &self.paths {
-            match cx.sysroot.glob(pattern) {
-                Ok(found) => files.extend(found),
-                Err(e) => return Outcome::error(e),
-            }
-        }
+        let files = match super::expand(cx.sysroot, &self.paths) {
+            Ok(files) => files,
+            Err(e) => return Outcome::error(e),
+        };
         let mut read_any = false;
         let mut matched: Option<Evidence> = None;
         let mut offending = Vec::new();

@@ -114,25 +114,9 @@ const MODPROBE_DIRS: &[&str] = &[
 impl ModprobeConfig {
     pub fn read(sysroot: &Sysroot) -> ModprobeConfig {
         let mut cfg = ModprobeConfig::default();
-        // file name -> in-root path; the first directory that has a name wins.
-        let mut files: BTreeMap<String, String> = BTreeMap::new();
-        for dir in MODPROBE_DIRS {
-            match sysroot.read_dir(dir) {
-                Ok(entries) => {
-                    for e in entries {
-                        let name = e.name.to_string_lossy().into_owned();
-                        if name.ends_with(".conf") {
-                            files
-                                .entry(name.clone())
-                                .or_insert_with(|| format!("{dir}/{name}"));
-                        }
-                    }
-                }
-                Err(e) if e.is_not_found() || e.kind() == std::io::ErrorKind::NotADirectory => {}
-                Err(e) => cfg.errors.push(e.to_string()),
-            }
-        }
-        for path in files.values() {
+        let (files, errors) = super::dropins::drop_in_files(sysroot, MODPROBE_DIRS, ".conf");
+        cfg.errors = errors;
+        for path in &files {
             match sysroot.read(path) {
                 Ok(bytes) => cfg.parse(path, &String::from_utf8_lossy(&bytes)),
                 Err(e) if e.is_not_found() => {}

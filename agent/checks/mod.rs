@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod dropins;
 pub mod expect;
 pub mod file_content;
 pub mod file_permissions;
@@ -84,6 +85,18 @@ pub(crate) fn validate_path(
     } else if let Err(e) = glob::Pattern::new(p) {
         diags.error(path.span(), format!("path `{p}` is not a valid glob: {e}"));
     }
+}
+
+/// Expand in-root glob patterns, in order (each pattern's matches sorted), into paths.
+pub(crate) fn expand(
+    sysroot: &crate::sysroot::Sysroot,
+    patterns: &[String],
+) -> Result<Vec<std::path::PathBuf>, crate::sysroot::SysrootError> {
+    let mut files = Vec::new();
+    for pattern in patterns {
+        files.extend(sysroot.glob(pattern)?);
+    }
+    Ok(files)
 }
 
 /// A string or a list of strings in TOML (`owner = "root"` or `owner = ["root", "daemon"]`).

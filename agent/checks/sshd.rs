@@ -290,35 +290,24 @@ impl Check for SshdCheck {
             Err(e @ SshdError::Missing(_)) => return Outcome::not_applicable(e.to_string()),
             Err(e) => return Outcome::error(e),
         };
-        let (evidence, value) = match cfg.settings.get(&self.key) {
-            Some(s) => (
-                Evidence::new(format!("{} is set (first value wins)", self.key))
-                    .path(s.path.clone())
-                    .line(s.line),
+        let found = cfg.settings.get(&self.key).map(|s| {
+            let why = format!("{} is set (first value wins)", self.key);
+            (
+                Evidence::new(why).path(s.path.clone()).line(s.line),
                 s.value.clone(),
-            ),
-            None => match &self.default {
-                Some(d) => (
-                    Evidence::new(format!(
-                        "{} is not set globally; sshd's default applies",
-                        self.key
-                    )),
-                    d.clone(),
-                ),
-                None => {
-                    return self.missing.outcome(format!(
-                        "{} is not set globally in {} (expected {})",
-                        self.key,
-                        cfg.files.join(", "),
-                        self.expect.describe()
-                    ))
-                }
-            },
-        };
-        match self.expect.check(&value) {
-            Ok(()) => Outcome::pass(evidence.found(value)),
-            Err(want) => Outcome::fail(evidence.found(value).expected(want)),
-        }
+            )
+        });
+        let default = self.default.clone().map(|d| {
+            let why = format!("{} is not set globally; sshd's default applies", self.key);
+            (Evidence::new(why), d)
+        });
+        self.expect.judge(found, default, |want| {
+            self.missing.outcome(format!(
+                "{} is not set globally in {} (expected {want})",
+                self.key,
+                cfg.files.join(", ")
+            ))
+        })
     }
 }
 

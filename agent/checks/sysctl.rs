@@ -129,24 +129,9 @@ const SYSCTL_DIRS: &[&str] = &[
 impl Persisted {
     pub fn read(sysroot: &Sysroot) -> Persisted {
         let mut p = Persisted::default();
-        let mut by_name = std::collections::BTreeMap::new();
-        for dir in SYSCTL_DIRS {
-            match sysroot.read_dir(dir) {
-                Ok(entries) => {
-                    for e in entries {
-                        let name = e.name.to_string_lossy().into_owned();
-                        if name.ends_with(".conf") {
-                            by_name
-                                .entry(name.clone())
-                                .or_insert_with(|| format!("{dir}/{name}"));
-                        }
-                    }
-                }
-                Err(e) if e.is_not_found() || e.kind() == std::io::ErrorKind::NotADirectory => {}
-                Err(e) => p.errors.push(e.to_string()),
-            }
-        }
-        for path in by_name.into_values() {
+        let (files, errors) = super::dropins::drop_in_files(sysroot, SYSCTL_DIRS, ".conf");
+        p.errors = errors;
+        for path in files {
             match sysroot.read(&path) {
                 Ok(bytes) => {
                     p.parse(&path, &String::from_utf8_lossy(&bytes));
@@ -231,39 +216,29 @@ impl SysctlCheck {
                 persisted.errors.join("; ")
             ));
         }
-        let (evidence, value) = match persisted.lookup(&self.path_key) {
-            Some(a) => (
-                Evidence::new(format!("{} (applied at boot)", self.key))
-                    .path(a.path.clone())
-                    .line(a.line),
+        let found = persisted.lookup(&self.path_key).map(|a| {
+            let why = format!("{} (applied at boot)", self.key);
+            (
+                Evidence::new(why).path(a.path.clone()).line(a.line),
                 a.value.clone(),
-            ),
-            None => match &self.default {
-                Some(d) => (
-                    Evidence::new(format!(
-                        "{} is not set in sysctl.d; the kernel default applies at boot",
-                        self.key
-                    )),
-                    d.clone(),
-                ),
-                None => {
-                    return Outcome::fail(
-                        Evidence::new(format!(
-                            "{} is not set in any sysctl.d file, so a reboot does not apply it",
-                            self.key
-                        ))
-                        .expected(format!(
-                            "{} in /etc/sysctl.d/*.conf",
-                            self.expect.describe()
-                        )),
-                    )
-                }
-            },
-        };
-        match self.expect.check(&value) {
-            Ok(()) => Outcome::pass(evidence.found(value)),
-            Err(want) => Outcome::fail(evidence.found(value).expected(want)),
-        }
+            )
+        });
+        let default = self.default.clone().map(|d| {
+            let why = format!(
+                "{} is not set in sysctl.d; the kernel default applies at boot",
+                self.key
+            );
+            (Evidence::new(why), d)
+        });
+        self.expect.judge(found, default, |want| {
+            Outcome::fail(
+                Evidence::new(format!(
+                    "{} is not set in any sysctl.d file, so a reboot does not apply it",
+                    self.key
+                ))
+                .expected(format!("{want} in /etc/sysctl.d/*.conf")),
+            )
+        })
     }
 }
 
