@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::expect::{compile_regex, Expect, ExpectSpec};
-use super::{validate_path, IfMissing};
+use super::{validate_paths, IfMissing};
 use crate::baseline::diag::Diagnostics;
 use crate::baseline::file::rule_params;
 use crate::baseline::layer::CompileCheck;
@@ -93,12 +93,7 @@ pub struct ConfigCheck {
 impl CompileCheck for Config {
     fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>> {
         let mark = diags.mark();
-        if self.paths.get_ref().is_empty() {
-            diags.error(self.paths.span(), "`paths` must list at least one file");
-        }
-        for p in self.paths.get_ref() {
-            validate_path(diags, p);
-        }
+        let paths = validate_paths(diags, &self.paths);
         let key = self.key.get_ref();
         if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c == '=') {
             diags.error(
@@ -115,12 +110,7 @@ impl CompileCheck for Config {
             return None;
         }
         Some(Box::new(ConfigCheck {
-            paths: self
-                .paths
-                .get_ref()
-                .iter()
-                .map(|p| p.get_ref().clone())
-                .collect(),
+            paths,
             format: self.format,
             section: self.section.clone(),
             key: key.clone(),

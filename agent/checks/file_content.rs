@@ -10,7 +10,7 @@ use regex::Regex;
 use toml::Spanned;
 
 use super::expect::compile_regex;
-use super::{validate_path, IfMissing};
+use super::{validate_paths, IfMissing};
 use crate::baseline::diag::Diagnostics;
 use crate::baseline::file::rule_params;
 use crate::baseline::layer::CompileCheck;
@@ -57,12 +57,7 @@ pub struct FileContentCheck {
 impl CompileCheck for FileContent {
     fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>> {
         let mark = diags.mark();
-        if self.paths.get_ref().is_empty() {
-            diags.error(self.paths.span(), "`paths` must list at least one file");
-        }
-        for p in self.paths.get_ref() {
-            validate_path(diags, p);
-        }
+        let paths = validate_paths(diags, &self.paths);
         if self.must_match.is_none() && self.must_not_match.is_none() {
             diags.error(
                 self.id.span(),
@@ -88,12 +83,7 @@ impl CompileCheck for FileContent {
             return None;
         }
         Some(Box::new(FileContentCheck {
-            paths: self
-                .paths
-                .get_ref()
-                .iter()
-                .map(|p| p.get_ref().clone())
-                .collect(),
+            paths,
             must_match,
             must_not_match,
             unless,

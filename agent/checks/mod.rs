@@ -87,6 +87,24 @@ pub(crate) fn validate_path(
     }
 }
 
+/// Validate a non-empty `paths` list of in-root paths or globs; returns them as plain strings.
+pub(crate) fn validate_paths(
+    diags: &mut crate::baseline::diag::Diagnostics<'_>,
+    paths: &toml::Spanned<Vec<toml::Spanned<String>>>,
+) -> Vec<String> {
+    if paths.get_ref().is_empty() {
+        diags.error(paths.span(), "`paths` must list at least one file");
+    }
+    paths
+        .get_ref()
+        .iter()
+        .map(|p| {
+            validate_path(diags, p);
+            p.get_ref().clone()
+        })
+        .collect()
+}
+
 /// Expand in-root glob patterns, in order (each pattern's matches sorted), into paths.
 pub(crate) fn expand(
     sysroot: &crate::sysroot::Sysroot,
