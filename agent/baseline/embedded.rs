@@ -48,37 +48,39 @@ pub fn all() -> Result<Vec<Layer>, BaselineError> {
         .collect()
 }
 
+/// Just the `[baseline]` table of a file: enough to choose, without compiling any rule.
+#[derive(serde::Deserialize)]
+struct HeaderOnly {
+    baseline: super::file::Header,
+}
+
 /// The embedded baseline for this OS: the one whose `[baseline.match]` names its ID and version
-/// (a version-specific match beats an ID-only one), else [`FALLBACK`].
+/// (a version-specific match beats an ID-only one), else [`FALLBACK`]. Only the headers are read
+/// to choose; only the chosen baseline (and what it extends) is compiled.
 pub fn select(os: &OsRelease) -> Result<Layer, BaselineError> {
-    let mut best: Option<(u8, Layer)> = None;
-    for layer in all()? {
-        if !layer.matches(os) {
+    let mut best: Option<(u8, &str)> = None;
+    for (stem, text) in EMBEDDED {
+        let Ok(head) = toml::from_str::<HeaderOnly>(text) else {
+            // a broken embedded baseline is reported by the full parse below if it is chosen,
+            // and by the test that loads every embedded baseline
             continue;
-        }
-        let score = if layer
+        };
+        let Some(m) = head
+            .baseline
             .distro
             .as_ref()
-            .is_some_and(|m| !m.version_id.is_empty())
-        {
-            2
-        } else {
-            1
+            .filter(|m| super::layer::distro_matches(m, os))
+        else {
+            continue;
         };
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
-            best = Some((score, layer));
+        let score = if m.version_id.is_empty() { 1 } else { 2 };
+        if best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, stem));
         }
     }
-    match best {
-        Some((_, layer)) => {
-            tracing::debug!(baseline = %layer.name, os = %os.id, version = %os.version_id, "baseline auto-selected");
-            Ok(layer)
-        }
-        None => {
-            tracing::debug!(os = %os.id, version = %os.version_id, "no distro baseline matches; using {FALLBACK}");
-            load(FALLBACK)?.ok_or_else(|| BaselineError::UnknownName {
-                name: FALLBACK.to_string(),
-            })
-        }
-    }
+    let name = best.map_or(FALLBACK, |(_, stem)| stem);
+    tracing::debug!(baseline = %name, os = %os.id, version = %os.version_id, "baseline auto-selected");
+    load(name)?.ok_or_else(|| BaselineError::UnknownName {
+        name: name.to_string(),
+    })
 }
