@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use ec2_harden::baseline::{embedded, Baseline, BaselineError, BaselineRef, Layer};
 use ec2_harden::engine::{self, RunOptions};
 use ec2_harden::facts::HostFacts;
+use ec2_harden::fim;
 use ec2_harden::report::{output, FailOn, Format};
 use ec2_harden::rule::{Stage, Status};
 use ec2_harden::sysroot::Sysroot;
@@ -144,10 +145,20 @@ pub enum FimCommand {
 
 #[derive(Debug, Args)]
 pub struct FimArgs {
+    /// The tree to seal or verify (a chroot, a mounted AMI volume); default this host.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+    /// The manifest (a host path); default /var/lib/ec2-harden/manifest inside --root.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+    /// Walk only DIR (an in-root path; repeatable) instead of the default include list
+    /// (/usr/bin /usr/sbin /usr/lib /usr/lib64 /usr/libexec /etc /boot). The default
+    /// exclusions still apply. For verify, the default is the manifest's own list.
+    #[arg(long = "path", value_name = "DIR")]
+    pub paths: Vec<String>,
+    /// verify: refuse a manifest whose digest is not HEX (as printed by init; `sha256:` optional).
+    #[arg(long, value_name = "HEX")]
+    pub expect_digest: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,15 +212,90 @@ fn out(text: &str) -> Result<(), Failure> {
 pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Check(args) => check(args),
-        Command::Fim(FimCommand::Init(_)) | Command::Fim(FimCommand::Verify(_)) => Err(Failure::internal(
-            anyhow::anyhow!("file integrity (fim init/verify) is not available in this version yet"),
-        )),
+        Command::Fim(FimCommand::Init(args)) => fim_init(args),
+        Command::Fim(FimCommand::Verify(args)) => fim_verify(args),
         Command::Baseline(cmd) => baseline(cmd),
         Command::Explain(args) => explain(args),
         Command::Report(ReportCommand::Flush) => Err(Failure::internal(anyhow::anyhow!(
             "SSM reporting (and its spool) is not available in this version yet: nothing can be flushed"
         ))),
     }
+}
+
+/// Most of `fim verify`'s text output, like the text report (SSM shows 24,000 characters).
+const FIM_TEXT_MAX: usize = 24_000;
+
+fn fim_failure(e: fim::FimError) -> Failure {
+    if e.is_config() {
+        Failure::config(e)
+    } else {
+        Failure::internal(e)
+    }
+}
+
+fn fim_policy(args: &FimArgs) -> Option<fim::FimPolicy> {
+    (!args.paths.is_empty()).then(|| fim::FimPolicy::with_includes(&args.paths))
+}
+
+fn fim_init(args: FimArgs) -> CliResult {
+    if args.expect_digest.is_some() {
+        return Err(Failure::config(anyhow::anyhow!(
+            "--expect-digest only applies to `fim verify`"
+        )));
+    }
+    let sysroot = open_root(&args.root)?;
+    let policy = fim_policy(&args).unwrap_or_default();
+    let summary = fim::init(
+        &sysroot,
+        &fim::InitOptions {
+            manifest: args.manifest.as_deref(),
+            baseline: None,
+            policy: &policy,
+        },
+    )
+    .map_err(fim_failure)?;
+    out(&format!(
+        "sha256:{}\nfim init: {} entries, {} files hashed, {} bytes hashed, {} unreadable, {:.2} s -> {}\n",
+        fim::entry::hex(&summary.digest),
+        summary.entries,
+        summary.files_hashed,
+        summary.bytes_hashed,
+        summary.errors,
+        summary.seconds,
+        summary.manifest.display()
+    ))?;
+    Ok(Exit::Clean)
+}
+
+fn fim_verify(args: FimArgs) -> CliResult {
+    let expect_digest = args
+        .expect_digest
+        .as_deref()
+        .map(fim::parse_digest)
+        .transpose()
+        .map_err(fim_failure)?;
+    let sysroot = open_root(&args.root)?;
+    let report = fim::verify(
+        &sysroot,
+        &fim::VerifyOptions {
+            manifest: args.manifest.as_deref(),
+            expect_digest,
+            policy: fim_policy(&args),
+        },
+    )
+    .map_err(fim_failure)?;
+    out(&report.render_text(FIM_TEXT_MAX))?;
+    tracing::info!(
+        seconds = report.seconds,
+        entries = report.entries_checked,
+        changes = report.changes.len(),
+        "fim verify finished"
+    );
+    Ok(if report.is_clean() {
+        Exit::Clean
+    } else {
+        Exit::Findings
+    })
 }
 
 fn refs(values: &[String]) -> Vec<BaselineRef> {

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod context;
 pub mod engine;
 pub mod facts;
+pub mod fim;
 pub mod report;
 pub mod rule;
 pub mod sysroot;

@@ -1,0 +1,466 @@
+//! One manifest entry: what is recorded about a path, and how it is read from the tree.
+//!
+//! Regular files are opened with `O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC|O_NOCTTY` (and
+//! `O_NOATIME` when allowed), then `fstat`ed: if the path is no longer the regular file that
+//! the walk saw (a race swapped it for a FIFO, a device or a symlink), nothing is read. Data is
+//! read with plain `read` into a 256 KiB buffer reused per worker thread. A file whose size or
+//! identity changed while it was hashed is recorded with a note, not as corruption.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use sha2::{Digest, Sha256};
+
+use super::policy::Policy;
+
+/// Size of the per-thread read buffer.
+pub const READ_BUF: usize = 256 * 1024;
+
+/// Name of the extended attribute holding file capabilities.
+pub const CAPS_XATTR: &str = "security.capability";
+
+/// Type of an entry. FIFOs, sockets and devices are `Other` and never opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link (never followed).
+    Symlink,
+    /// FIFO, socket, character or block device.
+    Other,
+}
+
+impl Kind {
+    /// The word used in manifests and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "dir",
+            Kind::Symlink => "symlink",
+            Kind::Other => "other",
+        }
+    }
+
+    /// Parses [`Kind::as_str`].
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "file" => Kind::File,
+            "dir" => Kind::Dir,
+            "symlink" => Kind::Symlink,
+            "other" => Kind::Other,
+            _ => return None,
+        })
+    }
+
+    /// The kind of an `lstat` result.
+    pub fn of(meta: &Metadata) -> Kind {
+        let ft = meta.file_type();
+        if ft.is_file() {
+            Kind::File
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        }
+    }
+}
+
+/// Everything recorded about one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Absolute in-root path, raw bytes (may not be UTF-8).
+    pub path: Vec<u8>,
+    /// Type.
+    pub kind: Kind,
+    /// Permission bits, `07777`.
+    pub mode: u32,
+    /// Owner id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Size in bytes (`lstat`; the bytes hashed for files).
+    pub size: u64,
+    /// Modification time, seconds since the epoch; reported, never compared.
+    pub mtime: i64,
+    /// SHA-256 of the content (regular files under a hashing policy, when readable).
+    pub sha256: Option<[u8; 32]>,
+    /// Raw `security.capability` value (regular files only).
+    pub caps: Option<Vec<u8>>,
+    /// Raw symlink target.
+    pub target: Option<Vec<u8>>,
+    /// Why part of the entry could not be read (vanished, changed while hashed, EACCES...).
+    pub note: Option<String>,
+}
+
+impl Entry {
+    /// True for a regular file with the setuid or setgid bit.
+    pub fn is_setid(&self) -> bool {
+        self.kind == Kind::File && self.mode & 0o6000 != 0
+    }
+
+    /// True for a regular file that carries file capabilities.
+    pub fn has_caps(&self) -> bool {
+        self.kind == Kind::File && self.caps.as_ref().is_some_and(|c| !c.is_empty())
+    }
+}
+
+/// A path found by the walk, with its `lstat` metadata, before it is read.
+#[derive(Debug)]
+pub struct Pending {
+    /// Absolute in-root path, raw bytes.
+    pub path: Vec<u8>,
+    /// Host path to read it through.
+    pub host: std::path::PathBuf,
+    /// `lstat` of the entry, or why it failed.
+    pub meta: Result<Metadata, String>,
+    /// The policy that applies.
+    pub policy: Policy,
+    /// A walk error about this entry (its directory could not be listed).
+    pub walk_note: Option<String>,
+}
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Pending {
+    /// Reads the entry: metadata always, content when `hash` and it is a regular file.
+    pub fn read(&self, hash: bool) -> Entry {
+        let mut entry = Entry {
+            path: self.path.clone(),
+            kind: Kind::Other,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: 0,
+            sha256: None,
+            caps: None,
+            target: None,
+            note: self.walk_note.clone(),
+        };
+        let meta = match &self.meta {
+            Ok(m) => m,
+            Err(e) => {
+                entry.note = Some(e.clone());
+                return entry;
+            }
+        };
+        entry.kind = Kind::of(meta);
+        entry.mode = meta.mode() & 0o7777;
+        entry.uid = meta.uid();
+        entry.gid = meta.gid();
+        entry.size = meta.size();
+        entry.mtime = meta.mtime();
+        match entry.kind {
+            Kind::Symlink => match std::fs::read_link(&self.host) {
+                Ok(t) => entry.target = Some(t.into_os_string().into_encoded_bytes()),
+                Err(e) => entry.note = Some(format!("readlink: {e}")),
+            },
+            Kind::File => self.read_file(meta, hash, &mut entry),
+            Kind::Dir | Kind::Other => {}
+        }
+        entry
+    }
+
+    fn read_file(&self, meta: &Metadata, hash: bool, entry: &mut Entry) {
+        let file = match open_nofollow(&self.host) {
+            Ok(f) => f,
+            Err(e) => {
+                // Caps can still be read from the path itself (lgetxattr never follows).
+                entry.caps = xattr::get(&self.host, CAPS_XATTR).ok().flatten();
+                entry.note = Some(describe_open_error(&e));
+                return;
+            }
+        };
+        let opened = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                entry.note = Some(format!("fstat: {e}"));
+                return;
+            }
+        };
+        if !opened.file_type().is_file() || opened.ino() != meta.ino() || opened.dev() != meta.dev()
+        {
+            entry.note = Some(format!(
+                "replaced while read (now {})",
+                describe_type(&opened)
+            ));
+            return;
+        }
+        match xattr::FileExt::get_xattr(&file, CAPS_XATTR) {
+            Ok(caps) => entry.caps = caps,
+            Err(e) if e.raw_os_error() == Some(Errno::ENOTSUP as i32) => {}
+            Err(e) => entry.note = Some(format!("reading {CAPS_XATTR}: {e}")),
+        }
+        if !hash {
+            return;
+        }
+        match hash_file(file, opened.size()) {
+            Ok((digest, read)) => {
+                let after = entry.size;
+                if read != opened.size() || read != after {
+                    entry.note = Some(format!(
+                        "changed while hashed (size {} -> {read})",
+                        opened.size()
+                    ));
+                    entry.size = read;
+                } else {
+                    entry.sha256 = Some(digest);
+                }
+            }
+            Err(e) => entry.note = Some(format!("read: {e}")),
+        }
+    }
+}
+
+/// Hashes an open file; returns the digest and the number of bytes read.
+fn hash_file(mut file: File, expected: u64) -> io::Result<([u8; 32], u64)> {
+    BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() != READ_BUF {
+            buf.resize(READ_BUF, 0);
+        }
+        let mut hasher = Sha256::new();
+        let mut total: u64 = 0;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            total += n as u64;
+            // A file growing without end (a log being written) cannot hold us forever.
+            if total > expected.saturating_add(READ_BUF as u64 * 4) {
+                break;
+            }
+        }
+        Ok((hasher.finalize().into(), total))
+    })
+}
+
+/// Opens a regular file for reading without following a final symlink and without blocking.
+fn open_nofollow(path: &Path) -> Result<File, Errno> {
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_CLOEXEC
+        | OFlag::O_NOCTTY;
+    // O_NOATIME keeps access times as they were (allowed for the owner and for root).
+    match nix::fcntl::open(path, flags | OFlag::O_NOATIME, Mode::empty()) {
+        Err(Errno::EPERM) => nix::fcntl::open(path, flags, Mode::empty()),
+        other => other,
+    }
+    .map(File::from)
+}
+
+fn describe_open_error(e: &Errno) -> String {
+    match e {
+        Errno::ELOOP => "replaced by a symlink while read".to_string(),
+        Errno::ENOENT => "vanished while read".to_string(),
+        other => format!("open: {}", other.desc()),
+    }
+}
+
+fn describe_type(meta: &Metadata) -> &'static str {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        "another file"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "something else"
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Parses lower- or upper-case hex.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Escapes raw bytes for a manifest field: printable ASCII except `\` is kept, everything
+/// else (controls, tab, newline, space, DEL, bytes >= 0x80) becomes `\xHH`, `\` becomes `\\`.
+pub fn escape_field(bytes: &[u8], out: &mut String) {
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x21..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+}
+
+/// Reverses [`escape_field`]; `None` on a malformed escape.
+pub fn unescape_field(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => match bytes.get(i + 1) {
+                Some(b'\\') => {
+                    out.push(b'\\');
+                    i += 2;
+                }
+                Some(b'x') => {
+                    let h = text.get(i + 2..i + 4)?;
+                    out.push(u8::from_str_radix(h, 16).ok()?);
+                    i += 4;
+                }
+                _ => return None,
+            },
+            b @ 0x21..=0x7e => {
+                out.push(b);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Shows raw bytes to a person: valid UTF-8 printable text as is, every other byte (and
+/// control characters) as `\xHH`.
+pub fn display_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_round_trips_every_byte() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let mut s = String::new();
+        escape_field(&all, &mut s);
+        assert!(!s.contains(['\t', '\n', ' ']));
+        assert_eq!(unescape_field(&s).unwrap(), all);
+        assert_eq!(unescape_field("a\\q"), None);
+        assert_eq!(unescape_field("a\\x4"), None);
+        assert_eq!(unescape_field("a b"), None);
+    }
+
+    #[test]
+    fn display_escapes_only_what_is_not_text() {
+        assert_eq!(display_bytes(b"/usr/bin/ls"), "/usr/bin/ls");
+        assert_eq!(display_bytes(b"/tmp/bad\xff"), "/tmp/bad\\xff");
+        assert_eq!(display_bytes("/tmp/caf\u{e9}".as_bytes()), "/tmp/caf\u{e9}");
+        assert_eq!(display_bytes(b"a\nb"), "a\\x0ab");
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
+        assert_eq!(unhex("00ABff").unwrap(), [0, 0xab, 0xff]);
+        assert!(unhex("0").is_none());
+        assert!(unhex("zz").is_none());
+    }
+
+    #[test]
+    fn reads_file_symlink_and_fifo_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        std::fs::write(&f, b"hello").unwrap();
+        std::os::unix::fs::symlink("f", t.path().join("l")).unwrap();
+        nix::unistd::mkfifo(&t.path().join("p"), Mode::from_bits_truncate(0o600)).unwrap();
+        let pending = |name: &str| Pending {
+            path: format!("/{name}").into_bytes(),
+            host: t.path().join(name),
+            meta: std::fs::symlink_metadata(t.path().join(name)).map_err(|e| e.to_string()),
+            policy: Policy::Full,
+            walk_note: None,
+        };
+        let e = pending("f").read(true);
+        assert_eq!(e.kind, Kind::File);
+        assert_eq!(e.size, 5);
+        assert_eq!(
+            hex(&e.sha256.unwrap()),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(pending("f").read(false).sha256, None);
+        let l = pending("l").read(true);
+        assert_eq!(
+            (l.kind, l.target.as_deref()),
+            (Kind::Symlink, Some(&b"f"[..]))
+        );
+        let p = pending("p").read(true);
+        assert_eq!((p.kind, p.sha256, p.note), (Kind::Other, None, None));
+    }
+
+    #[test]
+    fn swapped_file_is_noted_not_read() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        std::fs::write(&f, b"hello").unwrap();
+        let meta = std::fs::symlink_metadata(&f);
+        std::fs::remove_file(&f).unwrap();
+        nix::unistd::mkfifo(&f, Mode::from_bits_truncate(0o600)).unwrap();
+        let p = Pending {
+            path: b"/f".to_vec(),
+            host: f.clone(),
+            meta: meta.map_err(|e| e.to_string()),
+            policy: Policy::Full,
+            walk_note: None,
+        };
+        let e = p.read(true);
+        assert_eq!(e.sha256, None);
+        assert!(e.note.unwrap().contains("replaced"));
+        std::fs::remove_file(&f).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &f).unwrap();
+        let e = p.read(true);
+        assert!(e.note.unwrap().contains("symlink"));
+    }
+}
