@@ -554,7 +554,9 @@ pub fn diff(old: &Entry, new: &Entry, policy: Policy, hashed: bool) -> Vec<What>
         });
     }
     if new.kind != Kind::File {
-        if let Some(note) = &new.note {
+        // A directory that could not be listed (or an entry that could not be lstat'ed, e.g.
+        // beyond PATH_MAX) in the same way as at init is in the same state.
+        if let Some(note) = new.note.as_ref().filter(|n| old.note.as_ref() != Some(*n)) {
             what.push(What::Unverified(note.clone()));
         }
         return what;

@@ -1,0 +1,685 @@
+//! `fim init` / `fim verify` on generated trees: every kind of change, policies, adversarial
+//! trees (loops, FIFOs, devices, depth, width, non-UTF-8 names) and refused manifests.
+
+#![allow(clippy::print_stderr)] // notes when the filesystem refuses security.capability
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ec2_harden::fim::{self, ChangeKind, FimPolicy, PathRule, Policy, What};
+use ec2_harden::rule::Severity;
+use ec2_harden::sysroot::Sysroot;
+
+/// A generated root plus a separate directory for its manifest.
+struct Fixture {
+    root: tempfile::TempDir,
+    out: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let f = Fixture {
+            root: tempfile::Builder::new()
+                .prefix("ec2h-fim-")
+                .tempdir()
+                .unwrap(),
+            out: tempfile::Builder::new()
+                .prefix("ec2h-fim-out-")
+                .tempdir()
+                .unwrap(),
+        };
+        for (path, content) in [
+            ("usr/bin/ls", "ls binary"),
+            ("usr/bin/removed", "going away"),
+            ("usr/sbin/sshd", "sshd binary"),
+            ("usr/lib/libfoo.so", "library code"),
+            ("usr/lib/capbin", "needs caps"),
+            ("usr/lib/x86_64-linux-gnu/libc.so.6", "libc"),
+            ("etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
+            ("etc/group", "root:x:0:\n"),
+            ("etc/motd", "hello\n"),
+            ("etc/hostname", "ip-10-0-0-1\n"),
+            ("etc/alt-target-a", "a"),
+            ("etc/alt-target-b", "b"),
+            ("boot/vmlinuz", "kernel"),
+            ("var/log/app.log", "line 1\n"),
+        ] {
+            f.write(path, content);
+        }
+        f.link("alt-target-a", "etc/alt");
+        f.link("usr/lib", "lib");
+        f
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.p(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    fn link(&self, target: &str, rel: &str) {
+        let p = self.p(rel);
+        let _ = fs::remove_file(&p);
+        symlink(target, p).unwrap();
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.out.path().join("state/manifest")
+    }
+
+    fn root_str(&self) -> &str {
+        self.root.path().to_str().unwrap()
+    }
+
+    /// Runs `fim SUB --root R --manifest M EXTRA...` with a time limit.
+    fn fim(&self, sub: &str, extra: &[&str]) -> (i32, String, String) {
+        let manifest = self.manifest();
+        let mut args = vec!["fim", sub, "--root", self.root_str(), "--manifest"];
+        args.push(manifest.to_str().unwrap());
+        args.extend_from_slice(extra);
+        run_with_timeout(&args, Duration::from_secs(60))
+    }
+
+    fn init(&self) -> String {
+        let (code, stdout, stderr) = self.fim("init", &[]);
+        assert_eq!(code, 0, "init failed: {stderr}\n{stdout}");
+        let digest = stdout.lines().next().unwrap().to_string();
+        assert!(
+            digest.starts_with("sha256:") && digest.len() == 71,
+            "{stdout}"
+        );
+        digest
+    }
+
+    fn verify_lib(&self, policy: Option<FimPolicy>) -> fim::VerifyReport {
+        let s = Sysroot::open(self.root.path()).unwrap();
+        let manifest = self.manifest();
+        fim::verify(
+            &s,
+            &fim::VerifyOptions {
+                manifest: Some(&manifest),
+                expect_digest: None,
+                policy,
+            },
+        )
+        .unwrap()
+    }
+
+    fn init_lib(&self, policy: &FimPolicy) {
+        let s = Sysroot::open(self.root.path()).unwrap();
+        let manifest = self.manifest();
+        fim::init(
+            &s,
+            &fim::InitOptions {
+                manifest: Some(&manifest),
+                baseline: Some("test"),
+                policy,
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// Runs the binary, killing it (and failing the test) if it takes longer than `limit`.
+fn run_with_timeout(args: &[&str], limit: Duration) -> (i32, String, String) {
+    let mut child = common::bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ec2-harden");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ec2-harden {args:?} hung for more than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let text = |v: Vec<u8>| String::from_utf8_lossy(&v).into_owned();
+    (
+        status.code().expect("exit code"),
+        text(out_thread.join().unwrap()),
+        text(err_thread.join().unwrap()),
+    )
+}
+
+fn change<'a>(report: &'a fim::VerifyReport, path: &str) -> &'a fim::Change {
+    report
+        .changes
+        .iter()
+        .find(|c| c.path == path.as_bytes())
+        .unwrap_or_else(|| panic!("no change for {path}: {:#?}", report.changes))
+}
+
+fn names(c: &fim::Change) -> Vec<&'static str> {
+    c.what.iter().map(What::name).collect()
+}
+
+#[test]
+fn init_then_verify_is_clean() {
+    let f = Fixture::new();
+    let digest = f.init();
+    let meta = fs::metadata(f.manifest()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(f.manifest().parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    let (code, stdout, stderr) = f.fim("verify", &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("verdict: CLEAN"), "{stdout}");
+    assert!(stdout.contains(&digest), "{stdout}");
+    // Digest pinning, with and without the prefix.
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    for pinned in [digest.as_str(), hex] {
+        let (code, _, stderr) = f.fim("verify", &["--expect-digest", pinned]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let (code, _, stderr) = f.fim("verify", &["--expect-digest", &wrong]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("does not match the expected"), "{stderr}");
+    assert!(
+        stderr.contains(&f.manifest().display().to_string()),
+        "{stderr}"
+    );
+    let (code, _, stderr) = f.fim("verify", &["--expect-digest", "abc"]);
+    assert_eq!(code, 2, "{stderr}");
+    // A second init gives the same entries (only the creation time may differ).
+    f.init();
+}
+
+#[test]
+fn every_kind_of_change_is_detected() {
+    let f = Fixture::new();
+    f.init();
+    // content byte flip, same size
+    f.write("usr/lib/libfoo.so", "library coda");
+    // chmod, chown
+    fs::set_permissions(f.p("etc/passwd"), fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::lchown(f.p("etc/group"), Some(1000), Some(1000)).unwrap();
+    // file -> symlink, symlink retarget
+    fs::remove_file(f.p("etc/motd")).unwrap();
+    f.link("/etc/passwd", "etc/motd");
+    f.link("alt-target-b", "etc/alt");
+    // new setuid file, new plain files, removed file
+    f.write("usr/lib/helper", "suid helper");
+    fs::set_permissions(f.p("usr/lib/helper"), fs::Permissions::from_mode(0o4755)).unwrap();
+    f.write("usr/lib/newlib.so", "new");
+    f.write("usr/bin/newtool", "new");
+    fs::remove_file(f.p("usr/bin/removed")).unwrap();
+    // capability added (cap_net_raw, as setcap writes it: VFS_CAP_REVISION_2)
+    let caps: [u8; 20] = [
+        0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let caps_ok = xattr_set(&f.p("usr/lib/capbin"), &caps);
+    // ignored by default: /etc/hostname, SSH host keys
+    f.write("etc/hostname", "ip-10-9-9-9\n");
+    f.write("etc/ssh/ssh_host_ed25519_key", "generated at boot");
+    // outside the walked roots: not seen
+    f.write("home/alice/notes", "x");
+
+    let r = f.verify_lib(None);
+    let c = change(&r, "/usr/lib/libfoo.so");
+    assert_eq!(
+        (c.kind, names(c), c.severity),
+        (ChangeKind::Changed, vec!["content"], Severity::High)
+    );
+    let c = change(&r, "/etc/passwd");
+    assert_eq!((names(c), c.severity), (vec!["mode"], Severity::Medium));
+    assert_eq!(
+        c.what[0],
+        What::Mode {
+            old: 0o644,
+            new: 0o666
+        }
+    );
+    let c = change(&r, "/etc/group");
+    assert_eq!(names(c), ["owner", "group"]);
+    let c = change(&r, "/etc/motd");
+    assert_eq!(names(c), ["type"]);
+    assert_eq!(c.severity, Severity::High);
+    let c = change(&r, "/etc/alt");
+    assert_eq!(names(c), ["link target"]);
+    assert_eq!(
+        c.what[0],
+        What::Target {
+            old: b"alt-target-a".to_vec(),
+            new: b"alt-target-b".to_vec()
+        }
+    );
+    let c = change(&r, "/usr/lib/helper");
+    assert_eq!(
+        (c.kind, c.severity),
+        (ChangeKind::Added, Severity::Critical)
+    );
+    let c = change(&r, "/usr/lib/newlib.so");
+    assert_eq!((c.kind, c.severity), (ChangeKind::Added, Severity::High));
+    let c = change(&r, "/usr/bin/newtool");
+    assert_eq!(
+        (c.kind, c.severity),
+        (ChangeKind::Added, Severity::Critical)
+    );
+    let c = change(&r, "/usr/bin/removed");
+    assert_eq!(
+        (c.kind, c.severity),
+        (ChangeKind::Removed, Severity::Critical)
+    );
+    if caps_ok {
+        let c = change(&r, "/usr/lib/capbin");
+        assert_eq!((names(c), c.severity), (vec!["caps"], Severity::Critical));
+    } else {
+        eprintln!("note: this filesystem refuses security.capability; caps check skipped");
+    }
+    for quiet in [
+        "/etc/hostname",
+        "/etc/ssh/ssh_host_ed25519_key",
+        "/home/alice/notes",
+    ] {
+        assert!(
+            r.changes.iter().all(|c| c.path != quiet.as_bytes()),
+            "{quiet} reported"
+        );
+    }
+    // The new /etc/ssh directory is reported, its ignored key is not.
+    let expected = 10 + usize::from(caps_ok);
+    assert_eq!(r.changes.len(), expected, "{:#?}", r.changes);
+    // Worst first.
+    assert!(r.changes.windows(2).all(|w| w[0].severity >= w[1].severity));
+
+    let (code, stdout, _) = f.fim("verify", &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("[critical] /usr/lib/helper (file, mode 4755, 0:0, setuid/setgid)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[high] /usr/lib/libfoo.so: content"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[medium] /etc/passwd: mode 0644 -> 0666"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with(&format!(
+            "verdict: CHANGED ({expected} changes, worst critical)"
+        )),
+        "{stdout}"
+    );
+    let first_group = stdout.lines().find(|l| l.ends_with("):")).unwrap();
+    assert!(
+        first_group.starts_with("added") || first_group.starts_with("changed"),
+        "{stdout}"
+    );
+}
+
+fn xattr_set(path: &Path, value: &[u8]) -> bool {
+    match xattr::set(path, "security.capability", value) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("note: setting security.capability failed: {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn growing_metadata_and_ignore_policies() {
+    let f = Fixture::new();
+    let policy = FimPolicy {
+        paths: vec![
+            PathRule {
+                path: "/var/log".into(),
+                policy: Policy::Full,
+            },
+            PathRule {
+                path: "/var/log/*.log".into(),
+                policy: Policy::Growing,
+            },
+            PathRule {
+                path: "/etc".into(),
+                policy: Policy::Metadata,
+            },
+            PathRule {
+                path: "/etc/alt*".into(),
+                policy: Policy::Ignore,
+            },
+        ],
+    };
+    f.write("var/log/shrinks.log", "a long line\n");
+    f.write("var/log/same-size.log", "abc\n");
+    f.write("var/log/other", "full policy\n");
+    f.init_lib(&policy);
+    fs::OpenOptions::new()
+        .append(true)
+        .open(f.p("var/log/app.log"))
+        .unwrap()
+        .write_all(b"line 2\n")
+        .unwrap();
+    f.write("var/log/shrinks.log", "short\n");
+    f.write("var/log/same-size.log", "xyz\n");
+    f.write("var/log/other", "full policy and more\n");
+    f.write("etc/passwd", "rewritten completely, but metadata policy\n");
+    fs::set_permissions(f.p("etc/group"), fs::Permissions::from_mode(0o600)).unwrap();
+    f.link("alt-target-b", "etc/alt");
+    let r = f.verify_lib(None);
+    let got: Vec<(String, Vec<&str>)> = r
+        .changes
+        .iter()
+        .map(|c| (c.display_path(), names(c)))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    let mut got = got;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("/etc/group".to_string(), vec!["mode"]),
+            ("/var/log/other".to_string(), vec!["size"]),
+            ("/var/log/same-size.log".to_string(), vec!["content"]),
+            ("/var/log/shrinks.log".to_string(), vec!["size"]),
+        ]
+    );
+    assert_eq!(r.manifest.header.baseline.as_deref(), Some("test"));
+}
+
+#[test]
+fn merged_usr_symlink_is_walked_once() {
+    let f = Fixture::new();
+    let (code, stdout, stderr) = f.fim(
+        "init",
+        &["--path", "/lib", "--path", "/usr/lib", "--path", "/lib/"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // /lib (the link), /usr/lib, libfoo.so, capbin, x86_64-linux-gnu, libc.so.6
+    assert!(stdout.contains("fim init: 6 entries"), "{stdout}");
+    let (code, stdout, _) = f.fim("verify", &[]);
+    assert_eq!(code, 0, "{stdout}");
+    // Retargeting the /lib link is seen.
+    fs::create_dir(f.p("evil")).unwrap();
+    f.link("/evil", "lib");
+    let (code, stdout, _) = f.fim("verify", &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("/lib: link target usr/lib -> /evil"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn default_manifest_lives_in_the_root_and_is_not_walked() {
+    let f = Fixture::new();
+    let root = f.root_str();
+    let (code, stdout, stderr) = run_with_timeout(
+        &["fim", "init", "--root", root, "--path", "/var"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let m = f.p("var/lib/ec2-harden/manifest");
+    assert!(stdout.contains(&m.display().to_string()), "{stdout}");
+    assert_eq!(
+        fs::metadata(&m).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Re-init and verify with the manifest inside the walked tree: still clean.
+    let (code, _, stderr) = run_with_timeout(
+        &["fim", "init", "--root", root, "--path", "/var"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) =
+        run_with_timeout(&["fim", "verify", "--root", root], Duration::from_secs(30));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("changes:  0 added, 0 removed, 0 changed"),
+        "{stdout}"
+    );
+}
+
+/// Builds a chain of `depth` nested directories named `d` at `top`, using short paths only.
+fn deep_chain(top: &Path, depth: usize) {
+    let scratch = top.with_file_name("chain-build");
+    fs::create_dir(&scratch).unwrap();
+    let cur = scratch.join("n");
+    let tmp = scratch.join("p");
+    fs::create_dir(&cur).unwrap();
+    fs::write(cur.join("bottom"), "deepest").unwrap();
+    for _ in 0..depth {
+        fs::create_dir(&tmp).unwrap();
+        fs::rename(&cur, tmp.join("d")).unwrap();
+        fs::rename(&tmp, &cur).unwrap();
+    }
+    fs::rename(&cur, top).unwrap();
+    fs::remove_dir(&scratch).unwrap();
+}
+
+/// Removes a deep chain without long paths (TempDir's cleanup would hit ENAMETOOLONG).
+fn remove_chain(top: &Path) {
+    let hold = top.with_file_name("chain-rm");
+    let mut cur = top.to_path_buf();
+    loop {
+        let inner = cur.join("d");
+        if !inner.exists() {
+            fs::remove_dir_all(&cur).unwrap();
+            break;
+        }
+        let next = if cur == hold {
+            top.to_path_buf()
+        } else {
+            hold.clone()
+        };
+        fs::rename(&inner, &next).unwrap();
+        fs::remove_dir_all(&cur).unwrap();
+        cur = next;
+    }
+}
+
+#[test]
+fn adversarial_tree_completes_without_hanging() {
+    let f = Fixture::new();
+    let etc = f.p("etc");
+    f.link("loop-b", "etc/loop-a");
+    f.link("loop-a", "etc/loop-b");
+    f.link("self", "etc/self");
+    f.link("/etc/dir/../loopdir", "etc/loopdir");
+    f.link("/", "etc/rootlink");
+    nix::unistd::mkfifo(
+        &etc.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let is_root = nix::unistd::geteuid().is_root();
+    if is_root {
+        nix::sys::stat::mknod(
+            &etc.join("null"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+    }
+    fs::write(etc.join(OsStr::from_bytes(b"bad\xffname")), "non-utf8").unwrap();
+    std::os::unix::net::UnixListener::bind(etc.join("sock")).unwrap();
+    deep_chain(&etc.join("deep"), 10_000);
+
+    let digest = f.init();
+    let (code, stdout, stderr) = f.fim("verify", &["--expect-digest", &digest]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+
+    let r = f.verify_lib(None);
+    assert!(r.is_clean(), "{:#?}", r.changes);
+    // Hundreds of levels were recorded before PATH_MAX stopped the walk, with a note there.
+    assert!(r.entries_checked > 1500, "{}", r.entries_checked);
+
+    // Replace the FIFO by a file and the device by a FIFO; remove the non-UTF-8 name.
+    fs::remove_file(etc.join("fifo")).unwrap();
+    fs::write(etc.join("fifo"), "now a file").unwrap();
+    fs::remove_file(etc.join(OsStr::from_bytes(b"bad\xffname"))).unwrap();
+    let (code, stdout, _) = f.fim("verify", &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("/etc/fifo: type other -> file"), "{stdout}");
+    assert!(stdout.contains("/etc/bad\\xffname (file"), "{stdout}");
+    remove_chain(&etc.join("deep"));
+}
+
+#[test]
+fn wide_directory_of_100k_files() {
+    let f = Fixture::new();
+    let wide = f.p("usr/lib/wide");
+    fs::create_dir(&wide).unwrap();
+    for i in 0..100_000 {
+        fs::write(wide.join(format!("f{i:06}")), i.to_string()).unwrap();
+    }
+    let start = Instant::now();
+    let (code, stdout, stderr) = f.fim("init", &["--path", "/usr/lib"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("fim init: 100006 entries"), "{stdout}");
+    fs::write(wide.join("f050000"), "changed").unwrap();
+    let (code, stdout, _) = f.fim("verify", &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("[high] /usr/lib/wide/f050000: size 5 -> 7"),
+        "{stdout}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn bad_manifests_are_refused_with_exit_2() {
+    let f = Fixture::new();
+    f.init();
+    let good = fs::read(f.manifest()).unwrap();
+    let text = gunzip(&good);
+    let needle = b"/etc/passwd\tfile\t0644";
+    let at = text
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap();
+    let mut edited = text.clone();
+    edited[at + needle.len() - 1] = b'6';
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated",
+            good[..good.len() * 2 / 3].to_vec(),
+            "truncated",
+        ),
+        ("edited", gzip(&edited), "does not match its digest"),
+        (
+            "garbage",
+            b"\x00\x01 this is not a manifest at all".to_vec(),
+            "not a gzip-compressed",
+        ),
+        ("empty", Vec::new(), "not a gzip-compressed"),
+    ];
+    for (name, bytes, want) in cases {
+        fs::write(f.manifest(), &bytes).unwrap();
+        let (code, stdout, stderr) = f.fim("verify", &[]);
+        assert_eq!(code, 2, "{name}: {stdout}{stderr}");
+        assert!(stderr.contains(want), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&f.manifest().display().to_string()),
+            "{name}: {stderr}"
+        );
+        assert!(stdout.is_empty(), "{name}: {stdout}");
+    }
+    fs::remove_file(f.manifest()).unwrap();
+    let (code, _, stderr) = f.fim("verify", &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+    let (code, _, stderr) = run_with_timeout(
+        &["fim", "verify", "--root", "/nonexistent/root"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = run_with_timeout(
+        &["fim", "init", "--root", "/nonexistent/root"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn failed_init_keeps_the_previous_manifest() {
+    let f = Fixture::new();
+    f.init();
+    let before = fs::read(f.manifest()).unwrap();
+    // A directory where the manifest should go: the rename fails after the write.
+    let blocked = f.out.path().join("blocked");
+    fs::create_dir_all(blocked.join("keep")).unwrap();
+    let (code, _, stderr) = run_with_timeout(
+        &[
+            "fim",
+            "init",
+            "--root",
+            f.root_str(),
+            "--manifest",
+            blocked.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains(&blocked.display().to_string()), "{stderr}");
+    assert!(blocked.join("keep").is_dir());
+    let leftovers: Vec<_> = fs::read_dir(f.out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(fs::read(f.manifest()).unwrap(), before);
+}
