@@ -22,36 +22,85 @@ fn stock_debian_12_fails_exactly_the_expected_rules() {
     assert_eq!(
         ids_with(&report, "fail"),
         vec![
+            "audit-rules-immutable",
+            "audit-watch-btmp",
+            "audit-watch-faillock",
+            "audit-watch-group",
+            "audit-watch-gshadow",
+            "audit-watch-hostname",
+            "audit-watch-hosts",
+            "audit-watch-issue",
+            "audit-watch-issue-net",
+            "audit-watch-lastlog",
+            "audit-watch-localtime",
+            "audit-watch-opasswd",
+            "audit-watch-passwd",
+            "audit-watch-shadow",
+            "audit-watch-sudo-log",
+            "audit-watch-sudoers",
+            "audit-watch-sudoers-d",
+            "audit-watch-utmp",
+            "audit-watch-wtmp",
             "banner-issue-net-no-os-leak",
             "banner-issue-no-os-leak",
             "cron-directories-permissions",
             "crontab-permissions",
+            "faillock-unlock-time",
             "journald-storage-persistent",
-            "kmod-cramfs-disabled",
             "kmod-dccp-disabled",
-            "kmod-hfs-disabled",
-            "kmod-hfsplus-disabled",
             "kmod-rds-disabled",
             "kmod-sctp-disabled",
+            "kmod-squashfs-disabled",
             "kmod-tipc-disabled",
+            "kmod-udf-disabled",
             "login-defs-pass-max-days",
             "login-defs-pass-min-days",
             "login-defs-umask",
             "mount-dev-shm-options",
             "mount-tmp-separate",
+            "pam-faillock-enabled",
+            "pwquality-difok",
+            "pwquality-enforce-for-root",
+            "pwquality-maxrepeat",
+            "pwquality-maxsequence",
+            "pwquality-minclass",
             "pwquality-minlen",
             "service-auditd-enabled",
             "service-host-firewall-enabled",
+            "ssh-allow-tcp-forwarding-no",
+            "ssh-banner-set",
+            "ssh-client-alive-interval",
+            "ssh-login-grace-time",
+            "ssh-macs-strong",
             "ssh-max-auth-tries",
+            "ssh-max-startups",
             "ssh-password-authentication-no",
             "ssh-permit-root-login-no",
             "ssh-x11-forwarding-no",
             "sshd-config-permissions",
+            "su-restricted",
             "sudo-logfile",
+            "sysctl-accept-redirects-default-off",
             "sysctl-accept-redirects-off",
+            "sysctl-accept-source-route-default-off",
+            "sysctl-bpf-jit-harden",
+            "sysctl-ipv6-accept-ra-all-off",
+            "sysctl-ipv6-accept-ra-default-off",
+            "sysctl-ipv6-accept-redirects-all-off",
+            "sysctl-ipv6-accept-redirects-default-off",
+            "sysctl-kexec-load-disabled",
             "sysctl-kptr-restrict",
+            "sysctl-log-martians-all",
+            "sysctl-log-martians-default",
             "sysctl-ptrace-scope",
+            "sysctl-rp-filter-all",
+            "sysctl-rp-filter-default",
+            "sysctl-secure-redirects-all-off",
+            "sysctl-secure-redirects-default-off",
+            "sysctl-send-redirects-default-off",
             "sysctl-send-redirects-off",
+            "sysctl-sysrq",
+            "useradd-inactive",
         ]
     );
     assert!(
@@ -99,10 +148,18 @@ fn hardened_debian_12_passes_every_rule() {
     assert_eq!(ids_with(&report, "error"), Vec::<String>::new());
     assert_eq!(code, 0);
     assert_eq!(report["gate"]["passed"], true);
-    // everything else passes: these two are not separate mounts on this image
+    // everything else passes: these two are not separate mounts on this image, and the cloud
+    // image has no cron/at allow lists and (in this tree) no boot loader configuration
     assert_eq!(
         ids_with(&report, "not-applicable"),
-        vec!["mount-home-nodev", "mount-var-tmp-options"]
+        vec![
+            "at-allow-permissions",
+            "cron-allow-permissions",
+            "grub-cfg-permissions",
+            "grub2-cfg-permissions",
+            "mount-home-nodev",
+            "mount-var-tmp-options",
+        ]
     );
 }
 
@@ -116,20 +173,20 @@ fn seeded_faults_are_each_caught() {
         ("chmod 0666 /etc/passwd", "etc-passwd-permissions"),
         ("chmod 4644 /etc/group", "etc-group-permissions"),
         // a drop-in read before the hardening one wins (first value wins in sshd)
-        ("write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n", "ssh-permit-root-login-no"),
+        ("write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-permit-root-login-no"),
         // keywords are case-insensitive
-        ("write /etc/ssh/sshd_config.d/10-cloud.conf passwordauthentication YES\\n", "ssh-password-authentication-no"),
+        ("write /etc/ssh/sshd_config.d/10-cloud.conf passwordauthentication YES\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-password-authentication-no"),
         ("append /etc/login.defs PASS_MAX_DAYS 99999", "login-defs-pass-max-days"),
         ("append /etc/login.defs ENCRYPT_METHOD MD5", "login-defs-encrypt-method"),
         ("write /proc/sys/net/ipv4/ip_forward 1\\n", "sysctl-ip-forward-off"),
         // what the next boot applies: a later sysctl.d file turns forwarding on
         ("write /etc/sysctl.d/99-zz-docker.conf net.ipv4.ip_forward = 1\\n", "sysctl-ip-forward-off"),
         // a drop-in in /etc hides the vendor file of the same name; here it undoes the hardening
-        ("write /etc/sysctl.d/60-hardening.conf # emptied\\n", "sysctl-accept-redirects-off\nsysctl-kptr-restrict\nsysctl-ptrace-scope\nsysctl-send-redirects-off"),
+        ("write /etc/sysctl.d/60-hardening.conf # emptied\\n", "sysctl-accept-redirects-default-off\nsysctl-accept-redirects-off\nsysctl-accept-source-route-default-off\nsysctl-bpf-jit-harden\nsysctl-ipv6-accept-ra-all-off\nsysctl-ipv6-accept-ra-default-off\nsysctl-ipv6-accept-redirects-all-off\nsysctl-ipv6-accept-redirects-default-off\nsysctl-kexec-load-disabled\nsysctl-kptr-restrict\nsysctl-log-martians-all\nsysctl-log-martians-default\nsysctl-ptrace-scope\nsysctl-rp-filter-all\nsysctl-rp-filter-default\nsysctl-secure-redirects-all-off\nsysctl-secure-redirects-default-off\nsysctl-send-redirects-default-off\nsysctl-send-redirects-off\nsysctl-sysrq"),
         ("write /proc/sys/kernel/randomize_va_space 0\\n", "sysctl-randomize-va-space"),
         ("write /etc/modprobe.d/zz-sctp.conf install sctp /sbin/modprobe --ignore-install sctp\\n", "kmod-sctp-disabled"),
         ("append /proc/modules tipc 1 0 - Live 0x0", "kmod-tipc-disabled"),
-        ("write /etc/security/pwquality.conf minlen = 8\\n", "pwquality-minlen"),
+        ("append /etc/security/pwquality.conf minlen = 8", "pwquality-minlen"),
         ("chmod 0644 /etc/ssh/ssh_host_ed25519_key", "ssh-host-private-key-permissions"),
         // accounts
         // (a second UID 0 is also a duplicate UID, and a system-range account with a shell)
@@ -147,6 +204,29 @@ fn seeded_faults_are_each_caught() {
         ("rm /etc/systemd/system/multi-user.target.wants/auditd.service", "service-auditd-enabled"),
         // filesystems: a remount option dropped from fstab
         ("write /etc/fstab tmpfs /tmp tmpfs defaults,nodev,nosuid 0 0\\ntmpfs /dev/shm tmpfs defaults,nodev,nosuid,noexec 0 0\\n", "mount-tmp-options"),
+        // ssh: weak algorithms and host-based trust in a drop-in read first
+        ("write /etc/ssh/sshd_config.d/10-legacy.conf Ciphers +aes128-cbc\\nHostbasedAuthentication yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-legacy.conf", "ssh-ciphers-strong\nssh-hostbased-authentication-no"),
+        ("write /etc/ssh/sshd_config.d/10-legacy.conf MACs hmac-sha2-256,hmac-md5\\nKexAlgorithms diffie-hellman-group14-sha1\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-legacy.conf", "ssh-kex-strong\nssh-macs-strong"),
+        // a `-` list only removes algorithms: not weak even though it names CBC ciphers
+        ("write /etc/ssh/sshd_config.d/10-legacy.conf Ciphers -aes128-cbc,3des-cbc\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-legacy.conf", ""),
+        ("write /etc/ssh/sshd_config.d/10-legacy.conf ClientAliveInterval 0\\nLoginGraceTime 2m\\n", "ssh-client-alive-interval\nssh-login-grace-time\nsshd-config-dropins-permissions"),
+        // kernel: rp_filter persisted off by a later file; live unprivileged BPF
+        ("write /etc/sysctl.d/99-zz-k8s.conf net.ipv4.conf.all.rp_filter = 0\\n", "sysctl-rp-filter-all"),
+        ("write /proc/sys/kernel/unprivileged_bpf_disabled 0\\n", "sysctl-unprivileged-bpf-disabled"),
+        ("write /etc/modprobe.d/zz-udf.conf install udf /sbin/modprobe --ignore-install udf\\n", "kmod-udf-disabled"),
+        // trust files, permissions
+        ("write /home/admin/.rhosts + +\\n", "no-user-rhosts"),
+        ("write /etc/hosts.equiv legacy-host\\n", "no-hosts-equiv"),
+        ("chmod 0644 /etc/gshadow-", "etc-gshadow-backup-permissions"),
+        ("chmod 0640 /etc/sudoers", "sudoers-permissions"),
+        // accounts: PAM and sudo
+        ("write /etc/security/faillock.conf deny = 10\\n", "faillock-deny\nfaillock-unlock-time"),
+        ("write /etc/sudoers.d/70-devs Defaults timestamp_timeout=-1\\n", "sudo-timestamp-timeout"),
+        ("write /etc/profile.d/zz-umask.sh umask 022\\n", "shell-umask-not-weak"),
+        // logging: an audit rules set without the identity watches (rules.d replaced)
+        ("rm /etc/audit/rules.d/60-hardening.rules\nwrite /etc/audit/rules.d/60-site.rules -w /etc/sudoers -p wa -k scope\\n-w /etc/sudoers.d -p wa -k scope\\n-w /var/log/lastlog -p wa -k logins\\n-w /var/run/faillock -p wa -k logins\\n-w /var/run/utmp -p wa -k session\\n-w /var/log/wtmp -p wa -k session\\n-w /var/log/btmp -p wa -k session\\n-w /var/log/sudo.log -p wa -k actions\\n-w /etc/localtime -p wa -k time-change\\n-w /etc/hosts -p wa -k system-locale\\n-w /etc/hostname -p wa -k system-locale\\n-w /etc/issue -p wa -k system-locale\\n-w /etc/issue.net -p wa -k system-locale\\n", "audit-watch-group\naudit-watch-gshadow\naudit-watch-opasswd\naudit-watch-passwd\naudit-watch-shadow"),
+        // the equivalent syscall-rule form of a watch is accepted; read-only is not enough
+        ("write /etc/audit/rules.d/60-hardening.rules -a always,exit -F arch=b64 -F path=/etc/passwd -F perm=wa -k identity\\n-w /etc/group -p r\\n", "audit-watch-btmp\naudit-watch-faillock\naudit-watch-group\naudit-watch-gshadow\naudit-watch-hostname\naudit-watch-hosts\naudit-watch-issue\naudit-watch-issue-net\naudit-watch-lastlog\naudit-watch-localtime\naudit-watch-opasswd\naudit-watch-shadow\naudit-watch-sudo-log\naudit-watch-sudoers\naudit-watch-sudoers-d\naudit-watch-utmp\naudit-watch-wtmp"),
         // banners
         ("write /etc/motd Welcome to Ubuntu 22.04.4 LTS (GNU/Linux 6.5.0-1017-aws x86_64)\\n", "banner-motd-no-os-leak"),
         ("write /etc/issue \\\\S\\nKernel \\\\r on an \\\\m\\n", "banner-issue-no-os-leak"),
@@ -408,4 +488,37 @@ fn live_mount_table_wins_over_configuration() {
         (Some("/proc/self/mountinfo"), Some(3))
     );
     assert_eq!(status(&report, "mount-var-tmp-options"), "not-applicable");
+}
+
+/// Image hygiene at bake: each leftover of a build, seeded into the cleaned image, is caught.
+#[test]
+fn bake_leftovers_are_each_caught() {
+    let cleanup = "rm /root/.bash_history\nrm /home/admin/.ssh/authorized_keys\nrm /var/lib/cloud/instances/i-0123456789abcdef0\nwrite /etc/machine-id \nrm /etc/ssh/ssh_host_ed25519_key\nrm /etc/ssh/ssh_host_ed25519_key.pub";
+    let cases: &[(&str, &str)] = &[
+        ("write /root/.aws/credentials [default]\\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\\n", "image-no-root-aws-credentials"),
+        ("write /home/admin/.aws/credentials [default]\\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\\n", "image-no-user-aws-credentials"),
+        ("write /home/admin/.ssh/id_ed25519 -----BEGIN OPENSSH PRIVATE KEY-----\\n", "image-no-user-ssh-private-keys"),
+        ("write /root/.ssh/id_rsa -----BEGIN OPENSSH PRIVATE KEY-----\\n", "image-no-root-ssh-private-keys"),
+        ("write /root/deploy-key.pem -----BEGIN RSA PRIVATE KEY-----\\n", "image-no-root-pem-files"),
+        ("write /root/.docker/config.json {\"auths\":{\"registry.example.com\":{\"auth\":\"dXNlcjpwYXNz\"}}}\\n", "image-no-docker-registry-auth"),
+        ("write /etc/apt/auth.conf.d/private.conf machine apt.example.com login deploy password s3cret\\n", "image-no-package-repository-passwords"),
+        ("write /var/log/cloud-init-output.log Cloud-init v. 23.1 running 'modules:final'\\n", "image-no-cloud-init-logs"),
+    ];
+    for (fault, rule) in cases {
+        let root = fixture("debian-12-image");
+        apply(root.path(), cleanup);
+        apply(root.path(), fault);
+        let (_, report, _) = check_json(root.path(), &["--stage", "bake"]);
+        assert_eq!(
+            ids_with(&report, "fail"),
+            vec![rule.to_string()],
+            "fault `{fault}`"
+        );
+    }
+    // public keys and a credential helper are not secrets
+    let root = fixture("debian-12-image");
+    apply(root.path(), cleanup);
+    apply(root.path(), "write /home/admin/.ssh/id_ed25519.pub ssh-ed25519 AAAA admin\\n\nwrite /root/.docker/config.json {\"credsStore\": \"ecr-login\"}\\n");
+    let (_, report, _) = check_json(root.path(), &["--stage", "bake"]);
+    assert_eq!(ids_with(&report, "fail"), Vec::<String>::new());
 }

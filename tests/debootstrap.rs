@@ -106,7 +106,29 @@ fn harden(root: &Path) {
                 "write /etc/sysctl.d/60-hardening.conf {}",
                 esc(&fixture_file("etc/sysctl.d/60-hardening.conf"))
             ),
+            "chmod 0600 /etc/ssh/sshd_config.d/60-hardening.conf".into(),
             "write /etc/security/pwquality.conf.d/60-minlen.conf minlen = 14\\n".into(),
+            "write /etc/security/pwquality.conf.d/60-hardening.conf difok = 2\\nminclass = 4\\nmaxrepeat = 3\\nmaxsequence = 3\\nenforce_for_root\\n".into(),
+            format!(
+                "write /etc/security/faillock.conf {}",
+                esc(&fixture_file("etc/security/faillock.conf"))
+            ),
+            format!(
+                "write /etc/audit/rules.d/60-hardening.rules {}",
+                esc(&fixture_file("etc/audit/rules.d/60-hardening.rules"))
+            ),
+            "write /etc/audit/rules.d/99-finalize.rules -e 2\\n".into(),
+            format!(
+                "write /etc/audit/auditd.conf {}",
+                esc(&fixture_file("etc/audit/auditd.conf"))
+            ),
+            format!(
+                "write /etc/pam.d/su {}",
+                esc(&fixture_file("etc/pam.d/su"))
+            ),
+            // the pam-auth-update profiles CIS documents for pam_faillock (enabled below)
+            "write /usr/share/pam-configs/faillock Name: Enable pam_faillock to deny access\\nDefault: yes\\nPriority: 0\\nAuth-Type: Primary\\nAuth:\\n\\t[default=die]\\tpam_faillock.so authfail\\n".into(),
+            "write /usr/share/pam-configs/faillock_notify Name: Notify of failed login attempts and reset count upon success\\nDefault: yes\\nPriority: 1024\\nAuth-Type: Primary\\nAuth:\\n\\trequisite\\tpam_faillock.so preauth\\nAccount-Type: Primary\\nAccount:\\n\\trequired\\tpam_faillock.so\\n".into(),
             "write /etc/sudoers.d/60-logging Defaults\\tlogfile=\"/var/log/sudo.log\"\\n".into(),
             "write /etc/issue Authorized uses only.\\n".into(),
             "write /etc/issue.net Authorized uses only.\\n".into(),
@@ -115,6 +137,25 @@ fn harden(root: &Path) {
         ]
         .join("\n"),
     );
+    // the distribution's own tools: faillock into the PAM stack, an empty group for su, and
+    // useradd's inactivity default
+    for args in [
+        &["pam-auth-update", "--enable", "faillock", "faillock_notify"][..],
+        &["groupadd", "sugroup"],
+        &["useradd", "-D", "-f", "45"],
+    ] {
+        let out = Command::new("chroot")
+            .arg(root)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // enable the firewall the way the package's own maintainer scripts enable services
     let out = Command::new("chroot")
         .arg(root)
@@ -145,11 +186,32 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
     );
     let stock_fails = ids_with(&stock, "fail");
     let expected_stock: Vec<&str> = vec![
+        "audit-rules-immutable",
+        "audit-watch-btmp",
+        "audit-watch-faillock",
+        "audit-watch-group",
+        "audit-watch-gshadow",
+        "audit-watch-hostname",
+        "audit-watch-hosts",
+        "audit-watch-issue",
+        "audit-watch-issue-net",
+        "audit-watch-lastlog",
+        "audit-watch-localtime",
+        "audit-watch-opasswd",
+        "audit-watch-passwd",
+        "audit-watch-shadow",
+        "audit-watch-sudo-log",
+        "audit-watch-sudoers",
+        "audit-watch-sudoers-d",
+        "audit-watch-utmp",
+        "audit-watch-wtmp",
+        "auditd-keep-logs",
         "banner-issue-net-no-os-leak",
         "banner-issue-no-os-leak",
         "banner-motd-no-os-leak",
         "cron-directories-permissions",
         "crontab-permissions",
+        "faillock-unlock-time",
         "image-no-ssh-host-keys",
         "kmod-cramfs-disabled",
         "kmod-dccp-disabled",
@@ -159,25 +221,57 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         "kmod-jffs2-disabled",
         "kmod-rds-disabled",
         "kmod-sctp-disabled",
+        "kmod-squashfs-disabled",
         "kmod-tipc-disabled",
+        "kmod-udf-disabled",
         "kmod-usb-storage-disabled",
         "login-defs-pass-max-days",
         "login-defs-pass-min-days",
         "login-defs-umask",
         "mount-dev-shm-options",
         "mount-tmp-separate",
+        "pam-faillock-enabled",
+        "pwquality-difok",
+        "pwquality-enforce-for-root",
+        "pwquality-maxrepeat",
+        "pwquality-maxsequence",
+        "pwquality-minclass",
         "pwquality-minlen",
         "service-host-firewall-enabled",
+        "ssh-allow-tcp-forwarding-no",
+        "ssh-banner-set",
+        "ssh-client-alive-interval",
+        "ssh-login-grace-time",
+        "ssh-macs-strong",
         "ssh-max-auth-tries",
+        "ssh-max-startups",
         "ssh-password-authentication-no",
         "ssh-permit-root-login-no",
         "ssh-x11-forwarding-no",
         "sshd-config-permissions",
+        "su-restricted",
         "sudo-logfile",
+        "sysctl-accept-redirects-default-off",
         "sysctl-accept-redirects-off",
+        "sysctl-accept-source-route-default-off",
+        "sysctl-bpf-jit-harden",
+        "sysctl-ipv6-accept-ra-all-off",
+        "sysctl-ipv6-accept-ra-default-off",
+        "sysctl-ipv6-accept-redirects-all-off",
+        "sysctl-ipv6-accept-redirects-default-off",
+        "sysctl-kexec-load-disabled",
         "sysctl-kptr-restrict",
+        "sysctl-log-martians-all",
+        "sysctl-log-martians-default",
         "sysctl-ptrace-scope",
+        "sysctl-rp-filter-all",
+        "sysctl-rp-filter-default",
+        "sysctl-secure-redirects-all-off",
+        "sysctl-secure-redirects-default-off",
+        "sysctl-send-redirects-default-off",
         "sysctl-send-redirects-off",
+        "sysctl-sysrq",
+        "useradd-inactive",
     ];
     assert_eq!(stock_fails, expected_stock);
     // what the packages set up themselves is recognised
@@ -187,6 +281,17 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         "service-cron-enabled",
         "sudo-use-pty",
         "accounts-root-password-locked",
+        "sudoers-permissions",
+        "etc-security-opasswd-permissions",
+        "etc-gshadow-backup-permissions",
+        "ssh-use-pam-yes",
+        "ssh-ciphers-strong",
+        "ssh-kex-strong",
+        "sysctl-unprivileged-bpf-disabled",
+        "sysctl-perf-event-paranoid",
+        "sysctl-protected-regular",
+        "faillock-deny",
+        "shell-umask-not-weak",
         "etc-shadow-permissions",
     ] {
         assert_eq!(
@@ -232,9 +337,32 @@ fn seeded_faults_in_a_hardened_real_root_are_each_caught() {
         ),
         // a drop-in that sorts before the hardening one wins: sshd takes the first value
         (
-            "write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n",
+            "write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf",
             &["ssh-permit-root-login-no"],
         ),
+        // ... and with the mode `write` gives it, the drop-in's permissions are caught too
+        (
+            "write /etc/ssh/sshd_config.d/10-legacy.conf Ciphers aes256-cbc,aes256-ctr\\n",
+            &["ssh-ciphers-strong", "sshd-config-dropins-permissions"],
+        ),
+        (
+            "write /etc/sysctl.d/99-zz.conf net.ipv4.conf.default.rp_filter = 2\\n",
+            &["sysctl-rp-filter-default"],
+        ),
+        ("write /root/.rhosts + +\\n", &["no-root-rhosts"]),
+        // the site's audit rules replaced by a set without the identity watches
+        (
+            "write /etc/audit/rules.d/60-hardening.rules -w /etc/sudoers -p wa -k scope\\n-w /etc/sudoers.d -p wa -k scope\\n-w /var/log/lastlog -p wa -k logins\\n-w /var/run/faillock -p wa -k logins\\n-w /var/run/utmp -p wa -k session\\n-w /var/log/wtmp -p wa -k session\\n-w /var/log/btmp -p wa -k session\\n-w /var/log/sudo.log -p wa -k actions\\n-w /etc/localtime -p wa -k time-change\\n-w /etc/hosts -p wa -k system-locale\\n-w /etc/hostname -p wa -k system-locale\\n-w /etc/issue -p wa -k system-locale\\n-w /etc/issue.net -p wa -k system-locale\\n",
+            &[
+                "audit-watch-group",
+                "audit-watch-gshadow",
+                "audit-watch-opasswd",
+                "audit-watch-passwd",
+                "audit-watch-shadow",
+            ],
+        ),
+        // pam-auth-update run again with faillock disabled takes it out of the stack
+        ("write /etc/pam.d/common-auth auth\\t[success=1 default=ignore]\\tpam_unix.so nullok\\nauth\\trequisite\\t\\t\\tpam_deny.so\\nauth\\trequired\\t\\t\\tpam_permit.so\\n", &["pam-faillock-enabled"]),
         (
             "write /etc/sysctl.d/99-zz.conf kernel.yama.ptrace_scope = 0\\n",
             &["sysctl-ptrace-scope"],
