@@ -135,6 +135,14 @@ thread_local! {
 }
 
 impl Pending {
+    /// Bytes a read would hash (for scheduling): the size of a regular file, else 0.
+    pub fn weight(&self) -> u64 {
+        match &self.meta {
+            Ok(m) if m.is_file() && self.policy.hashes() => m.len(),
+            _ => 0,
+        }
+    }
+
     /// Reads the entry: metadata always, content when `hash` and it is a regular file.
     pub fn read(&self, hash: bool) -> Entry {
         let mut entry = Entry {

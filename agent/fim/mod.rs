@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::sysroot::{Sysroot, SysrootError};
 
-pub use entry::{Entry, Kind};
+pub use entry::{Entry, Kind, Pending};
 pub use manifest::{Header, ManifestInfo};
 pub use policy::{FimPolicy, PathRule, Policy};
 pub use verify::{verify, Change, ChangeKind, VerifyOptions, VerifyReport, What};
@@ -118,6 +118,47 @@ impl FimError {
     }
 }
 
+/// Runs `f` on each chunk of the walk, in order. The walk runs on its own thread, a couple of
+/// chunks ahead (bounded channel), so all rayon workers are free to hash. The first error stops
+/// the walk and is returned.
+pub(crate) fn for_each_chunk(
+    walker: &mut walk::Walker<'_>,
+    mut f: impl FnMut(Vec<Pending>) -> Result<(), FimError>,
+) -> Result<(), FimError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Pending>>(2);
+        scope.spawn(move || loop {
+            let chunk = walker.next_chunk(CHUNK);
+            if chunk.is_empty() || tx.send(chunk).is_err() {
+                break;
+            }
+        });
+        for chunk in rx {
+            f(chunk)?;
+        }
+        Ok(())
+    })
+}
+
+/// Maps `items` in parallel and returns the results in the items' order. The largest items
+/// (by `weight`, e.g. bytes to hash) are started first, each as its own task, so one big file
+/// does not leave the other cores idle at the end of a chunk.
+pub(crate) fn par_map_ordered<T: Sync, R: Send>(
+    items: &[T],
+    weight: impl Fn(&T) -> u64 + Sync,
+    f: impl Fn(&T) -> R + Sync + Send,
+) -> Vec<R> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(weight(&items[i])));
+    let mut done: Vec<(usize, R)> = order
+        .par_iter()
+        .with_max_len(1)
+        .map(|&i| (i, f(&items[i])))
+        .collect();
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Parses a digest given as `HEX` or `sha256:HEX`.
 pub fn parse_digest(text: &str) -> Result<[u8; 32], FimError> {
     let hex = text.trim();
@@ -178,17 +219,8 @@ pub fn init(sysroot: &Sysroot, opts: &InitOptions<'_>) -> Result<InitSummary, Fi
     let mut writer = manifest::Writer::create(&manifest_path, &header)?;
     let mut walker = walk::Walker::new(sysroot, &compiled, segments, Some(&manifest_path));
     let (mut files_hashed, mut bytes_hashed, mut errors) = (0u64, 0u64, 0u64);
-    let mut pending = walker.next_chunk(CHUNK);
-    while !pending.is_empty() {
-        let (entries, next) = rayon::join(
-            || {
-                pending
-                    .par_iter()
-                    .map(|p| p.read(p.policy.hashes()))
-                    .collect::<Vec<Entry>>()
-            },
-            || walker.next_chunk(CHUNK),
-        );
+    for_each_chunk(&mut walker, |pending| {
+        let entries = par_map_ordered(&pending, Pending::weight, |p| p.read(p.policy.hashes()));
         for e in &entries {
             if e.sha256.is_some() {
                 files_hashed += 1;
@@ -200,8 +232,8 @@ pub fn init(sysroot: &Sysroot, opts: &InitOptions<'_>) -> Result<InitSummary, Fi
             }
             writer.write_entry(e)?;
         }
-        pending = next;
-    }
+        Ok(())
+    })?;
     let (digest, entries) = writer.commit()?;
     Ok(InitSummary {
         manifest: manifest_path,

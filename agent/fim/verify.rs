@@ -22,8 +22,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use crate::rule::Severity;
 use crate::sysroot::Sysroot;
 
@@ -31,7 +29,7 @@ use super::entry::{display_bytes, hex, Entry, Kind, Pending};
 use super::manifest::{self, ManifestInfo, Reader};
 use super::policy::{FimPolicy, Policy};
 use super::walk::{self, cmp_paths, Walker};
-use super::{FimError, CHUNK};
+use super::FimError;
 
 /// Where any change is critical.
 pub const CRITICAL_DIRS: &[&str] = &[
@@ -373,8 +371,7 @@ pub fn verify(sysroot: &Sysroot, opts: &VerifyOptions<'_>) -> Result<VerifyRepor
     let mut changes: Vec<Change> = Vec::new();
     let (mut checked, mut bytes_hashed, mut errors) = (0u64, 0u64, 0u64);
 
-    let mut pending = walker.next_chunk(CHUNK);
-    while !pending.is_empty() {
+    super::for_each_chunk(&mut walker, |pending| {
         // Merge this chunk with the manifest stream (serial, cheap).
         let mut pairs: Vec<Pair> = Vec::with_capacity(pending.len());
         for p in pending {
@@ -401,12 +398,8 @@ pub fn verify(sysroot: &Sysroot, opts: &VerifyOptions<'_>) -> Result<VerifyRepor
                 }
             }
         }
-        // Read and compare in parallel, walk the next chunk meanwhile.
-        let (results, next) = rayon::join(
-            || pairs.into_par_iter().map(compare).collect::<Vec<_>>(),
-            || walker.next_chunk(CHUNK),
-        );
-        for r in results {
+        // Read and compare in parallel.
+        for r in super::par_map_ordered(&pairs, Pair::weight, compare) {
             if r.walked {
                 checked += 1;
             }
@@ -414,10 +407,10 @@ pub fn verify(sysroot: &Sysroot, opts: &VerifyOptions<'_>) -> Result<VerifyRepor
             errors += u64::from(r.error);
             changes.extend(r.change);
         }
-        pending = next;
-    }
+        Ok(())
+    })?;
     while let Some(old) = next_old.take() {
-        changes.extend(compare(Pair::Removed(old)).change);
+        changes.extend(compare(&Pair::Removed(old)).change);
         next_old = reader.next_entry()?;
     }
     if reader.digest() != Some(info.digest) {
@@ -448,6 +441,15 @@ enum Pair {
     Both(Entry, Pending),
 }
 
+impl Pair {
+    fn weight(&self) -> u64 {
+        match self {
+            Pair::Removed(_) => 0,
+            Pair::Added(p) | Pair::Both(_, p) => p.weight(),
+        }
+    }
+}
+
 struct Compared {
     change: Option<Change>,
     walked: bool,
@@ -455,7 +457,7 @@ struct Compared {
     error: bool,
 }
 
-fn compare(pair: Pair) -> Compared {
+fn compare(pair: &Pair) -> Compared {
     match pair {
         Pair::Removed(old) => Compared {
             change: Some(Change {
@@ -463,7 +465,7 @@ fn compare(pair: Pair) -> Compared {
                 path: old.path.clone(),
                 kind: ChangeKind::Removed,
                 what: Vec::new(),
-                old: Some(old),
+                old: Some(old.clone()),
                 new: None,
             }),
             walked: false,
@@ -494,7 +496,7 @@ fn compare(pair: Pair) -> Compared {
                 Policy::Metadata | Policy::Ignore => false,
             };
             let new = p.read(hash);
-            let what = diff(&old, &new, p.policy, hash);
+            let what = diff(old, &new, p.policy, hash);
             Compared {
                 hashed: new.sha256.map_or(0, |_| new.size),
                 error: new.note.is_some(),
@@ -504,7 +506,7 @@ fn compare(pair: Pair) -> Compared {
                     path: new.path.clone(),
                     kind: ChangeKind::Changed,
                     what,
-                    old: Some(old),
+                    old: Some(old.clone()),
                     new: Some(new),
                 }),
             }
