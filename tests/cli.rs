@@ -338,7 +338,15 @@ fn not_yet_implemented_commands_say_so() {
     let (code, _, stderr) = run(&["report", "flush"]);
     assert_eq!(code, 3);
     assert!(stderr.contains("not available in this version"), "{stderr}");
-    let (code, _, stderr) = run(&["fim", "init", "--root", "/"]);
-    assert_eq!(code, 3);
-    assert!(stderr.contains("not available in this version"), "{stderr}");
+}
+
+#[test]
+fn fim_verify_without_a_manifest_is_an_error_naming_the_file() {
+    let root = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(&["fim", "verify", "--root", root.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("manifest") && stderr.contains("not found"),
+        "{stderr}"
+    );
 }
