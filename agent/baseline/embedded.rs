@@ -12,6 +12,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("common", include_str!("../../baseline/common.toml")),
     ("debian-12", include_str!("../../baseline/debian-12.toml")),
     (
+        "ubuntu-22.04",
+        include_str!("../../baseline/ubuntu-22.04.toml"),
+    ),
+    (
         "amazon-linux-2023",
         include_str!("../../baseline/amazon-linux-2023.toml"),
     ),

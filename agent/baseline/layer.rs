@@ -65,9 +65,9 @@ impl Layer {
         };
         let mut diags = Diagnostics::new(&source);
         let header = file.baseline.get_ref();
-        check_name(&mut diags, &header.name, "baseline name");
+        check_baseline_name(&mut diags, &header.name, "baseline name");
         for ext in &header.extends {
-            check_name(&mut diags, ext, "`extends` entry");
+            check_baseline_name(&mut diags, ext, "`extends` entry");
         }
         if let Some(m) = &header.distro {
             if m.id.is_empty() {
@@ -146,6 +146,23 @@ pub fn distro_matches(m: &DistroMatch, os: &OsRelease) -> bool {
                     .strip_prefix(v.as_str())
                     .is_some_and(|rest| rest.starts_with('.'))
         })
+}
+
+/// Baseline names are kebab-case, and a dot may join version digits (`ubuntu-22.04`, `rhel-9`):
+/// they follow the distribution's own version numbering.
+fn check_baseline_name(diags: &mut Diagnostics<'_>, name: &Spanned<String>, what: &str) {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re =
+        RE.get_or_init(|| Regex::new(r"^[a-z0-9]+(-[a-z0-9]+|\.[0-9]+)*$").expect("static regex"));
+    if !re.is_match(name.get_ref()) {
+        diags.error(
+            name.span(),
+            format!(
+                "{what} `{}` must be kebab-case (a-z, 0-9, single dashes; a dot only between version digits)",
+                name.get_ref()
+            ),
+        );
+    }
 }
 
 fn check_name(diags: &mut Diagnostics<'_>, name: &Spanned<String>, what: &str) {
