@@ -10,6 +10,7 @@ pub mod context;
 pub mod engine;
 pub mod facts;
 pub mod fim;
+pub mod packages;
 pub mod report;
 pub mod rule;
 pub mod sysroot;

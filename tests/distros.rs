@@ -139,96 +139,100 @@ const UBUNTU_HARDENED_NA: &[&str] = &[
     "ssh-host-public-key-permissions",
 ];
 
+/// What a stock Ubuntu 22.04 or 24.04 AMI fails: no auditd, no pwquality, no faillock, ufw off,
+/// timesyncd on Ubuntu's pool, sshd and kernel defaults, world-readable sshd/cron files.
+const UBUNTU_DEFAULT_FAILS: &[&str] = &[
+    "audit-rules-immutable",
+    "audit-watch-btmp",
+    "audit-watch-faillock",
+    "audit-watch-group",
+    "audit-watch-gshadow",
+    "audit-watch-hostname",
+    "audit-watch-hosts",
+    "audit-watch-issue",
+    "audit-watch-issue-net",
+    "audit-watch-lastlog",
+    "audit-watch-localtime",
+    "audit-watch-opasswd",
+    "audit-watch-passwd",
+    "audit-watch-shadow",
+    "audit-watch-sudo-log",
+    "audit-watch-sudoers",
+    "audit-watch-sudoers-d",
+    "audit-watch-utmp",
+    "audit-watch-wtmp",
+    "banner-issue-net-no-os-leak",
+    "banner-issue-no-os-leak",
+    "cron-directories-permissions",
+    "crontab-permissions",
+    "faillock-unlock-time",
+    "kmod-cramfs-disabled",
+    "kmod-dccp-disabled",
+    "kmod-freevxfs-disabled",
+    "kmod-hfs-disabled",
+    "kmod-hfsplus-disabled",
+    "kmod-jffs2-disabled",
+    "kmod-rds-disabled",
+    "kmod-sctp-disabled",
+    "kmod-tipc-disabled",
+    "kmod-udf-disabled",
+    "kmod-usb-storage-disabled",
+    "login-defs-pass-max-days",
+    "login-defs-pass-min-days",
+    "login-defs-umask",
+    "mount-dev-shm-options",
+    "mount-tmp-separate",
+    "pam-faillock-enabled",
+    "pam-pwquality-enabled",
+    "pam-unix-no-nullok",
+    "pwquality-difok",
+    "pwquality-enforce-for-root",
+    "pwquality-maxrepeat",
+    "pwquality-maxsequence",
+    "pwquality-minclass",
+    "pwquality-minlen",
+    "service-auditd-enabled",
+    "ssh-allow-tcp-forwarding-no",
+    "ssh-banner-set",
+    "ssh-client-alive-interval",
+    "ssh-login-grace-time",
+    "ssh-macs-strong",
+    "ssh-max-auth-tries",
+    "ssh-max-startups",
+    "ssh-permit-root-login-no",
+    "ssh-x11-forwarding-no",
+    "sshd-config-dropins-permissions",
+    "sshd-config-permissions",
+    "su-restricted",
+    "sudo-logfile",
+    "sysctl-accept-redirects-default-off",
+    "sysctl-accept-redirects-off",
+    "sysctl-bpf-jit-harden",
+    "sysctl-ipv6-accept-ra-all-off",
+    "sysctl-ipv6-accept-ra-default-off",
+    "sysctl-ipv6-accept-redirects-all-off",
+    "sysctl-ipv6-accept-redirects-default-off",
+    "sysctl-kexec-load-disabled",
+    "sysctl-log-martians-all",
+    "sysctl-log-martians-default",
+    "sysctl-rp-filter-all",
+    "sysctl-rp-filter-default",
+    "sysctl-secure-redirects-all-off",
+    "sysctl-secure-redirects-default-off",
+    "sysctl-send-redirects-default-off",
+    "sysctl-send-redirects-off",
+    "sysctl-sysrq",
+    "timesyncd-aws-time-source",
+    "ufw-enabled",
+    "useradd-inactive",
+];
+
 const UBUNTU_2204: Distro = Distro {
     name: "ubuntu-22.04",
     baseline: "ubuntu-22.04",
     os_id: "ubuntu",
     extra_families: &[],
-    default_fails: &[
-        "audit-rules-immutable",
-        "audit-watch-btmp",
-        "audit-watch-faillock",
-        "audit-watch-group",
-        "audit-watch-gshadow",
-        "audit-watch-hostname",
-        "audit-watch-hosts",
-        "audit-watch-issue",
-        "audit-watch-issue-net",
-        "audit-watch-lastlog",
-        "audit-watch-localtime",
-        "audit-watch-opasswd",
-        "audit-watch-passwd",
-        "audit-watch-shadow",
-        "audit-watch-sudo-log",
-        "audit-watch-sudoers",
-        "audit-watch-sudoers-d",
-        "audit-watch-utmp",
-        "audit-watch-wtmp",
-        "banner-issue-net-no-os-leak",
-        "banner-issue-no-os-leak",
-        "cron-directories-permissions",
-        "crontab-permissions",
-        "faillock-unlock-time",
-        "kmod-cramfs-disabled",
-        "kmod-dccp-disabled",
-        "kmod-freevxfs-disabled",
-        "kmod-hfs-disabled",
-        "kmod-hfsplus-disabled",
-        "kmod-jffs2-disabled",
-        "kmod-rds-disabled",
-        "kmod-sctp-disabled",
-        "kmod-tipc-disabled",
-        "kmod-udf-disabled",
-        "kmod-usb-storage-disabled",
-        "login-defs-pass-max-days",
-        "login-defs-pass-min-days",
-        "login-defs-umask",
-        "mount-dev-shm-options",
-        "mount-tmp-separate",
-        "pam-faillock-enabled",
-        "pam-pwquality-enabled",
-        "pam-unix-no-nullok",
-        "pwquality-difok",
-        "pwquality-enforce-for-root",
-        "pwquality-maxrepeat",
-        "pwquality-maxsequence",
-        "pwquality-minclass",
-        "pwquality-minlen",
-        "service-auditd-enabled",
-        "ssh-allow-tcp-forwarding-no",
-        "ssh-banner-set",
-        "ssh-client-alive-interval",
-        "ssh-login-grace-time",
-        "ssh-macs-strong",
-        "ssh-max-auth-tries",
-        "ssh-max-startups",
-        "ssh-permit-root-login-no",
-        "ssh-x11-forwarding-no",
-        "sshd-config-dropins-permissions",
-        "sshd-config-permissions",
-        "su-restricted",
-        "sudo-logfile",
-        "sysctl-accept-redirects-default-off",
-        "sysctl-accept-redirects-off",
-        "sysctl-bpf-jit-harden",
-        "sysctl-ipv6-accept-ra-all-off",
-        "sysctl-ipv6-accept-ra-default-off",
-        "sysctl-ipv6-accept-redirects-all-off",
-        "sysctl-ipv6-accept-redirects-default-off",
-        "sysctl-kexec-load-disabled",
-        "sysctl-log-martians-all",
-        "sysctl-log-martians-default",
-        "sysctl-rp-filter-all",
-        "sysctl-rp-filter-default",
-        "sysctl-secure-redirects-all-off",
-        "sysctl-secure-redirects-default-off",
-        "sysctl-send-redirects-default-off",
-        "sysctl-send-redirects-off",
-        "sysctl-sysrq",
-        "timesyncd-aws-time-source",
-        "ufw-enabled",
-        "useradd-inactive",
-    ],
+    default_fails: UBUNTU_DEFAULT_FAILS,
     hardened_not_applicable: UBUNTU_HARDENED_NA,
     faults: &[
         // a drop-in read before the hardening one wins over it and over the main file
@@ -271,4 +275,48 @@ fn ubuntu_22_04_hardened_image_passes() {
 #[test]
 fn ubuntu_22_04_seeded_faults_are_caught() {
     seeded_faults_are_caught(&UBUNTU_2204);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ubuntu 24.04
+
+const UBUNTU_2404: Distro = Distro {
+    name: "ubuntu-24.04",
+    baseline: "ubuntu-24.04",
+    os_id: "ubuntu",
+    extra_families: &[],
+    default_fails: UBUNTU_DEFAULT_FAILS,
+    hardened_not_applicable: UBUNTU_HARDENED_NA,
+    faults: &[
+        // cloud-init's drop-in sorts before the hardening one: its value wins
+        ("write /etc/ssh/sshd_config.d/50-cloud-init.conf PermitRootLogin yes\\nPasswordAuthentication yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/50-cloud-init.conf", "ssh-password-authentication-no\nssh-permit-root-login-no"),
+        // noble's new userns restriction switched off by a later sysctl.d file
+        ("write /etc/sysctl.d/99-zz-containers.conf kernel.apparmor_restrict_unprivileged_userns = 0\\n", "sysctl-apparmor-restrict-unprivileged-userns"),
+        ("chown 0:0 /etc/gshadow\nchmod 0644 /etc/gshadow", "etc-gshadow-permissions"),
+        ("write /etc/pam.d/common-password password\\t[success=1 default=ignore]\\tpam_unix.so obscure md5\\n", "pam-pwquality-enabled\npam-unix-strong-hash"),
+    ],
+};
+
+#[test]
+fn ubuntu_24_04_stock_image_fails_exactly_the_expected_rules() {
+    stock_image_fails_exactly(&UBUNTU_2404);
+    // socket activation: sshd is enabled through ssh.socket, and the new userns restriction holds
+    let root = fixture("ubuntu-24.04-default");
+    let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
+    let userns = result(&report, "sysctl-apparmor-restrict-unprivileged-userns");
+    assert_eq!(userns["status"], "pass", "{userns}");
+    assert_eq!(
+        userns["evidence"][0]["path"],
+        "/usr/lib/sysctl.d/10-apparmor.conf"
+    );
+}
+
+#[test]
+fn ubuntu_24_04_hardened_image_passes() {
+    hardened_image_passes(&UBUNTU_2404);
+}
+
+#[test]
+fn ubuntu_24_04_seeded_faults_are_caught() {
+    seeded_faults_are_caught(&UBUNTU_2404);
 }

@@ -16,6 +16,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../baseline/ubuntu-22.04.toml"),
     ),
     (
+        "ubuntu-24.04",
+        include_str!("../../baseline/ubuntu-24.04.toml"),
+    ),
+    (
         "amazon-linux-2023",
         include_str!("../../baseline/amazon-linux-2023.toml"),
     ),

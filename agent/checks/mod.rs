@@ -17,6 +17,7 @@ pub mod file_permissions;
 pub mod file_presence;
 pub mod kernel_module;
 pub mod mount;
+pub mod patch;
 pub mod sshd;
 pub mod sysctl;
 pub mod systemd_unit;
@@ -42,6 +43,9 @@ crate::baseline::file::declare_kinds! {
     kernel_module => kernel_module::KernelModule, family = "kernel";
     systemd_unit => systemd_unit::SystemdUnit, family = "services";
     mount => mount::Mount, family = "filesystems";
+    security_updates => patch::SecurityUpdates, family = "patch";
+    package_metadata => patch::PackageMetadata, family = "patch";
+    reboot_required => patch::RebootRequired, family = "patch";
 }
 
 /// Families of the built-in (non-declarative) checks that later land as modules here.

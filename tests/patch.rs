@@ -1,0 +1,713 @@
+//! The `patch` family against real data and real tools: version comparison against
+//! `dpkg --compare-versions`; this host's own dpkg status and apt lists (lz4) against
+//! `apt list --upgradable` over the same lists restricted to the security sources; the
+//! debootstrapped Debian 12 root (real dpkg status) with this host's real security metadata; and
+//! constructed trees for each verdict: a missing security update, up to date, stale metadata, no
+//! security source, damaged indexes, and the reboot states of a live host.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{check_json, result};
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// A Debian version built from the pieces that matter to the ordering.
+fn gen_deb_version(rng: &mut Rng) -> String {
+    let mut v = String::new();
+    if rng.below(5) == 0 {
+        v.push_str(rng.pick(&["0:", "1:", "2:", "10:"]));
+    }
+    v.push_str(rng.pick(&["0", "1", "2", "9", "10", "010"]));
+    for _ in 0..rng.below(4) {
+        v.push_str(rng.pick(&[".", "+", "~", "~~", "a", "b", "Z", ".0", "1", "10", "-"]));
+        v.push_str(rng.pick(&["", "0", "1", "2", "11", "a"]));
+    }
+    if rng.below(2) == 0 {
+        v.push('-');
+        v.push_str(rng.pick(&["0", "1", "2", "1~bpo", "1+deb12u", "1+b"]));
+        v.push_str(rng.pick(&["", "1", "2", "10", "~1", "a"]));
+    }
+    v
+}
+
+/// One near relative of `v`, so that comparisons exercise the fine print.
+fn mutate(rng: &mut Rng, v: &str) -> String {
+    let mut out = v.to_string();
+    match rng.below(5) {
+        0 => out.push_str(rng.pick(&["~", "~rc1", "a", "+", ".1", "0"])),
+        1 if !out.is_empty() => {
+            out.pop();
+            if out.ends_with([':', '-']) || out.is_empty() {
+                out.push('1');
+            }
+        }
+        2 => out = out.replacen('1', rng.pick(&["2", "01", "10"]), 1),
+        3 => out = format!("{out}-{}", rng.pick(&["1", "0", "~"])),
+        _ => out = v.to_string(),
+    }
+    out
+}
+
+#[test]
+fn dpkg_version_order_matches_dpkg_compare_versions() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut pairs = Vec::new();
+    while pairs.len() < 1500 {
+        let a = gen_deb_version(&mut rng);
+        let b = if rng.below(3) == 0 {
+            gen_deb_version(&mut rng)
+        } else {
+            mutate(&mut rng, &a)
+        };
+        // only versions dpkg accepts without complaint (digit first after the epoch)
+        let ok = |v: &str| {
+            let up = v.split_once(':').map_or(v, |(_, r)| r);
+            up.starts_with(|c: char| c.is_ascii_digit())
+                && !up.ends_with('-')
+                && ec2_harden::packages::debversion::DebVersion::parse(v).is_ok()
+        };
+        if ok(&a) && ok(&b) {
+            pairs.push((a, b));
+        }
+    }
+    // one shell asks dpkg about every pair: -1, 0 or 1 per line
+    let script = "while read -r a b; do \
+        if dpkg --compare-versions \"$a\" lt \"$b\"; then echo -1; \
+        elif dpkg --compare-versions \"$a\" eq \"$b\"; then echo 0; else echo 1; fi; done";
+    let mut child = Command::new("sh")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh and dpkg");
+    let input: String = pairs.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let answers: Vec<i32> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(answers.len(), pairs.len());
+    let mut disagreements = Vec::new();
+    let mut seen = BTreeSet::new();
+    for ((a, b), want) in pairs.iter().zip(&answers) {
+        seen.insert(*want);
+        let got = ec2_harden::packages::debversion::compare(a, b) as i32;
+        if got != *want {
+            disagreements.push(format!("{a} vs {b}: dpkg {want}, ours {got}"));
+        }
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+    assert_eq!(seen.len(), 3, "the generated pairs cover <, = and >");
+}
+
+// --- this host -------------------------------------------------------------------------------
+
+/// `apt list --upgradable` with only the security sources configured: apt's own answer to
+/// "which installed packages does a security origin offer a newer version of". The security
+/// sources are the index targets whose Release says so (apt-get indextargets reads the same
+/// Release fields the agent does). `dir` is an alternative root (`-o Dir=`).
+fn apt_security_upgradable(dir: Option<&Path>) -> BTreeSet<String> {
+    let mut base: Vec<String> = Vec::new();
+    if let Some(dir) = dir {
+        base.push("-o".into());
+        base.push(format!("Dir={}", dir.display()));
+    }
+    let out = Command::new("apt-get")
+        .args(&base)
+        .args([
+            "indextargets",
+            "--format",
+            "$(REPO_URI) $(RELEASE) $(COMPONENT) $(LABEL) $(SUITE) $(CODENAME)",
+            "Created-By: Packages",
+        ])
+        .output()
+        .expect("apt-get");
+    assert!(out.status.success());
+    let mut sources = BTreeSet::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (uri, release, component, label, suite, codename) = (
+            f[0],
+            f[1],
+            f[2],
+            f[3],
+            f[4],
+            f.get(5).copied().unwrap_or(""),
+        );
+        if label == "Debian-Security"
+            || suite.ends_with("-security")
+            || codename.ends_with("-security")
+        {
+            sources.insert(format!("deb {uri} {release} {component}\n"));
+        }
+    }
+    assert!(!sources.is_empty(), "apt knows no security index here");
+    let list = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(list.path(), sources.into_iter().collect::<String>()).unwrap();
+    let out = Command::new("apt")
+        .args(&base)
+        .args(["list", "--upgradable", "-o"])
+        .arg(format!("Dir::Etc::SourceList={}", list.path().display()))
+        .args(["-o", "Dir::Etc::SourceParts=/nonexistent"])
+        .output()
+        .expect("apt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("[upgradable from:"))
+        .map(|l| {
+            // name/suite version arch [upgradable from: old]
+            let mut w = l.split_whitespace();
+            let name = w.next().unwrap().split('/').next().unwrap();
+            let version = w.next().unwrap();
+            let arch = w.next().unwrap();
+            let from = w.nth(2).unwrap().trim_end_matches(']');
+            format!("{name}:{arch} {from} -> {version}")
+        })
+        .collect()
+}
+
+/// The agent's list, in the same shape (`name:arch installed -> fixed`).
+fn agent_security_updates(report: &serde_json::Value) -> BTreeSet<String> {
+    let r = result(report, "patch-security-updates");
+    if r["status"] == "pass" {
+        return BTreeSet::new();
+    }
+    assert_eq!(r["status"], "fail", "{r}");
+    r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let m = e["message"].as_str().unwrap();
+            m.split(" from ").next().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn this_host_lists_exactly_the_security_updates_apt_lists() {
+    let lists = Path::new("/var/lib/apt/lists");
+    assert!(
+        std::fs::read_dir(lists).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("_Packages")),
+        "this test needs the host's apt lists (apt-get update)"
+    );
+    let oracle = apt_security_upgradable(None);
+    let (_, report, stderr) = check_json(Path::new("/"), &["--only", "patch"]);
+    let ours = agent_security_updates(&report);
+    assert_eq!(ours, oracle, "{stderr}");
+    // a custom (unpackaged) kernel: the reboot question has no packaged answer
+    let reboot = result(&report, "patch-no-pending-reboot");
+    if !Path::new("/run/reboot-required").exists() {
+        let running = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let packaged = Path::new("/boot")
+            .join(format!("vmlinuz-{}", running.trim()))
+            .exists();
+        if !packaged {
+            assert_eq!(reboot["status"], "not-applicable", "{reboot}");
+            assert!(reboot["reason"]
+                .as_str()
+                .unwrap()
+                .contains("was not installed by a package"));
+        }
+    }
+}
+
+// --- the debootstrapped Debian root ------------------------------------------------------------
+
+/// The root tests/debootstrap.rs builds and caches (same packages and marker, so whichever test
+/// runs first builds it for both).
+fn debootstrap_root() -> PathBuf {
+    const PACKAGES: &str = "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debootstrap");
+    let root = dir.join("bookworm-ec2");
+    let marker = dir.join("bookworm-ec2.packages");
+    if root.is_dir() && std::fs::read_to_string(&marker).is_ok_and(|m| m == PACKAGES) {
+        return root;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join("bookworm-ec2.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&root);
+    let out = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            &format!("--include={PACKAGES}"),
+            "bookworm",
+        ])
+        .arg(&tmp)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .expect("debootstrap is installed (tests/run.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &root).unwrap();
+    std::fs::write(&marker, PACKAGES).unwrap();
+    root
+}
+
+#[test]
+fn debootstrap_root_without_then_with_security_metadata() {
+    let base = debootstrap_root();
+    let root = tempfile::tempdir().unwrap();
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", base.display()))
+        .arg(root.path())
+        .status()
+        .unwrap()
+        .success());
+    // as debootstrap leaves it: only the main suite, no security source
+    let (_, report, _) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
+    let meta = result(&report, "patch-metadata-fresh");
+    assert_eq!(meta["status"], "fail", "{meta}");
+    assert!(meta["evidence"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("none of its 1 sources is a security origin"));
+    assert_eq!(
+        result(&report, "patch-security-updates")["status"],
+        "not-applicable"
+    );
+    // the security source added and its metadata fetched: this host's real, current lists
+    let lists = root.path().join("var/lib/apt/lists");
+    let mut copied = 0;
+    for entry in std::fs::read_dir("/var/lib/apt/lists").unwrap() {
+        let entry = entry.unwrap();
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .contains("debian-security")
+        {
+            std::fs::copy(entry.path(), lists.join(entry.file_name())).unwrap();
+            copied += 1;
+        }
+    }
+    assert!(
+        copied >= 2,
+        "this host has no Debian security lists to lend"
+    );
+    std::fs::write(
+        root.path().join("etc/apt/sources.list.d/security.list"),
+        "deb http://deb.debian.org/debian-security bookworm-security main\n",
+    )
+    .unwrap();
+    let (code, report, stderr) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
+    assert_eq!(
+        result(&report, "patch-metadata-fresh")["status"],
+        "pass",
+        "{stderr}"
+    );
+    let ours = agent_security_updates(&report);
+    let oracle = apt_security_upgradable(Some(root.path()));
+    assert_eq!(ours, oracle);
+    // a point-release root is behind the security archive on this machine's metadata
+    if !oracle.is_empty() {
+        assert_eq!(code, 1);
+    }
+}
+
+// --- constructed trees -------------------------------------------------------------------------
+
+const OS_RELEASE: &str =
+    "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n";
+
+const STATUS: &str = "\
+Package: openssl
+Status: install ok installed
+Architecture: amd64
+Version: 3.0.11-1~deb12u2
+
+Package: libc6
+Status: install ok installed
+Architecture: amd64
+Source: glibc
+Version: 2.36-9+deb12u4
+
+Package: tzdata
+Status: install ok installed
+Architecture: all
+Version: 2024a-0+deb12u1
+
+Package: removed-thing
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0-1
+
+Package: linux-image-6.1.0-28-cloud-amd64
+Status: install ok installed
+Architecture: amd64
+Source: linux-signed-amd64
+Version: 6.1.119-1
+
+Package: linux-image-6.1.0-30-cloud-amd64
+Status: install ok installed
+Architecture: amd64
+Source: linux-signed-amd64
+Version: 6.1.124-1
+
+Package: linux-image-cloud-amd64
+Status: install ok installed
+Architecture: amd64
+Version: 6.1.124-1
+";
+
+fn rfc2822(days_ago: i64) -> String {
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago);
+    t.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string()
+}
+
+/// An `InRelease` for `label`/`suite`, clear-signed the way the archive signs it (the agent
+/// reads the signed text; apt verified the signature when it fetched it).
+fn in_release(label: &str, suite: &str, days_ago: i64, files: &[&str]) -> String {
+    let mut text = format!(
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: Debian\nLabel: {label}\n\
+         Suite: {suite}\nCodename: {suite}\nDate: {}\nArchitectures: amd64\nComponents: main\nSHA256:\n",
+        rfc2822(days_ago)
+    );
+    for f in files {
+        text.push_str(&format!(
+            " 0000000000000000000000000000000000000000000000000000000000000000 1 {f}\n"
+        ));
+    }
+    text.push_str(
+        "-----BEGIN PGP SIGNATURE-----\n\niQIzBAEBCgAdFiEE\n-----END PGP SIGNATURE-----\n",
+    );
+    text
+}
+
+fn packages(entries: &[(&str, &str, &str)]) -> String {
+    entries
+        .iter()
+        .map(|(name, arch, version)| {
+            format!("Package: {name}\nVersion: {version}\nArchitecture: {arch}\nDescription: x\n multi\n\n")
+        })
+        .collect()
+}
+
+fn compress(ext: &str, text: &str) -> Vec<u8> {
+    match ext {
+        "" => text.as_bytes().to_vec(),
+        ".lz4" => {
+            let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            enc.write_all(text.as_bytes()).unwrap();
+            enc.finish().unwrap()
+        }
+        ".gz" => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(text.as_bytes()).unwrap();
+            enc.finish().unwrap()
+        }
+        ".xz" => {
+            let mut out = Vec::new();
+            lzma_rs::xz_compress(&mut std::io::Cursor::new(text.as_bytes()), &mut out).unwrap();
+            out
+        }
+        other => panic!("{other}"),
+    }
+}
+
+/// A Debian image tree: os-release, dpkg status, and apt lists for a main suite (whose host name
+/// says "security" but whose Release does not) and a security suite (whose host name does not).
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+const SEC: &str = "mirror.example.org_debian_dists_bookworm-security_";
+const MAIN: &str = "security.example.org_debian_dists_bookworm_";
+
+impl Tree {
+    fn new() -> Tree {
+        let t = Tree {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        t.write("etc/os-release", OS_RELEASE.as_bytes());
+        t.write("var/lib/dpkg/status", STATUS.as_bytes());
+        for k in ["6.1.0-28-cloud-amd64", "6.1.0-30-cloud-amd64"] {
+            t.write(&format!("lib/modules/{k}/modules.dep"), b"");
+        }
+        t
+    }
+    fn write(&self, rel: &str, bytes: &[u8]) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    fn lists(&self, name: &str, bytes: &[u8]) {
+        self.write(&format!("var/lib/apt/lists/{name}"), bytes);
+    }
+    /// The main suite: newer openssl than security offers, which must not count.
+    fn main_suite(&self) {
+        self.lists(
+            &format!("{MAIN}InRelease"),
+            in_release("Debian", "bookworm", 120, &["main/binary-amd64/Packages"]).as_bytes(),
+        );
+        self.lists(
+            &format!("{MAIN}main_binary-amd64_Packages.lz4"),
+            &compress(
+                ".lz4",
+                &packages(&[
+                    ("openssl", "amd64", "3.0.99-1"),
+                    ("libc6", "amd64", "2.36-9+deb12u99"),
+                ]),
+            ),
+        );
+    }
+    fn security_suite(&self, days_ago: i64, ext: &str, entries: &[(&str, &str, &str)]) {
+        self.lists(
+            &format!("{SEC}InRelease"),
+            in_release(
+                "Debian-Security",
+                "bookworm-security",
+                days_ago,
+                &["main/binary-amd64/Packages"],
+            )
+            .as_bytes(),
+        );
+        self.lists(
+            &format!("{SEC}main_binary-amd64_Packages{ext}"),
+            &compress(ext, &packages(entries)),
+        );
+    }
+    fn check(&self, extra: &[&str]) -> (i32, serde_json::Value) {
+        let mut args = vec!["--only", "patch"];
+        args.extend_from_slice(extra);
+        let (code, report, _) = check_json(self.dir.path(), &args);
+        (code, report)
+    }
+}
+
+fn status_of(report: &serde_json::Value, id: &str) -> String {
+    result(report, id)["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_missing_security_update_fails_naming_the_package_in_every_compression() {
+    for ext in ["", ".lz4", ".gz", ".xz"] {
+        let tree = Tree::new();
+        tree.main_suite();
+        tree.security_suite(
+            1,
+            ext,
+            &[
+                ("openssl", "amd64", "3.0.15-1~deb12u1"),
+                ("openssl", "i386", "3.0.17-1~deb12u1"), // another architecture: not installed
+                ("libc6", "amd64", "2.36-9+deb12u4"),    // same as installed
+                ("tzdata", "all", "2023c-5+deb12u1"),    // older than installed
+                ("curl", "amd64", "7.88.1-10+deb12u12"), // not installed
+            ],
+        );
+        let (code, report) = tree.check(&["--stage", "bake"]);
+        assert_eq!(code, 1, "{ext}");
+        assert_eq!(
+            agent_security_updates(&report),
+            BTreeSet::from(["openssl:amd64 3.0.11-1~deb12u2 -> 3.0.15-1~deb12u1".to_string()]),
+            "{ext}"
+        );
+        let ev = &result(&report, "patch-security-updates")["evidence"][0];
+        assert_eq!(
+            ev["message"],
+            "openssl:amd64 3.0.11-1~deb12u2 -> 3.0.15-1~deb12u1 from Debian-Security bookworm-security"
+        );
+        assert_eq!(
+            ev["path"],
+            format!("/var/lib/apt/lists/{SEC}main_binary-amd64_Packages{ext}")
+        );
+        assert_eq!(status_of(&report, "patch-metadata-fresh"), "pass", "{ext}");
+    }
+}
+
+#[test]
+fn current_packages_pass_and_stale_metadata_is_its_own_finding() {
+    let tree = Tree::new();
+    tree.main_suite();
+    tree.security_suite(2, ".lz4", &[("openssl", "amd64", "3.0.11-1~deb12u2")]);
+    let (code, report) = tree.check(&["--stage", "bake", "--fail-on", "low"]);
+    assert_eq!(status_of(&report, "patch-security-updates"), "pass");
+    assert_eq!(status_of(&report, "patch-metadata-fresh"), "pass");
+    assert_eq!(code, 0);
+    let pass = result(&report, "patch-security-updates")["evidence"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        pass.starts_with("no missing security updates for 6 installed packages according to Debian-Security bookworm-security ("),
+        "{pass}"
+    );
+
+    // the same lists, three weeks later
+    tree.security_suite(21, ".lz4", &[("openssl", "amd64", "3.0.11-1~deb12u2")]);
+    let (code, report) = tree.check(&["--stage", "bake"]);
+    assert_eq!(status_of(&report, "patch-security-updates"), "pass");
+    let stale = result(&report, "patch-metadata-fresh");
+    assert_eq!(stale["status"], "fail");
+    assert!(stale["evidence"][0]["found"]
+        .as_str()
+        .unwrap()
+        .ends_with(", 21 days ago"));
+    assert_eq!(code, 0, "medium is below the default --fail-on high");
+}
+
+#[test]
+fn no_security_origin_or_no_lists_is_never_up_to_date() {
+    // a host name that says "security" is not a security origin: only the Release decides
+    let tree = Tree::new();
+    tree.main_suite();
+    let (_, report) = tree.check(&["--stage", "bake"]);
+    assert_eq!(status_of(&report, "patch-metadata-fresh"), "fail");
+    assert_eq!(
+        status_of(&report, "patch-security-updates"),
+        "not-applicable"
+    );
+
+    let tree = Tree::new();
+    let (_, report) = tree.check(&["--stage", "bake"]);
+    let meta = result(&report, "patch-metadata-fresh");
+    assert_eq!(meta["status"], "fail");
+    assert!(meta["evidence"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/var/lib/apt/lists does not exist"));
+}
+
+#[test]
+fn damaged_inputs_are_errors_naming_the_file_never_a_pass() {
+    let tree = Tree::new();
+    tree.security_suite(1, ".lz4", &[("openssl", "amd64", "3.0.11-1~deb12u2")]);
+    tree.lists(
+        &format!("{SEC}main_binary-amd64_Packages.lz4"),
+        b"\x04\x22\x4d\x18garbage",
+    );
+    let (_, report) = tree.check(&["--stage", "bake"]);
+    let r = result(&report, "patch-security-updates");
+    assert_eq!(r["status"], "error", "{r}");
+    assert!(r["cause"].as_str().unwrap().contains(&format!(
+        "/var/lib/apt/lists/{SEC}main_binary-amd64_Packages.lz4: cannot decompress"
+    )));
+
+    // a truncated status file with a duplicate stanza: error with file and line, no panic
+    let tree = Tree::new();
+    tree.security_suite(1, "", &[("openssl", "amd64", "3.0.11-1~deb12u2")]);
+    tree.write(
+        "var/lib/dpkg/status",
+        format!("{STATUS}\nPackage: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.11-1~deb12u2\n\nPackage: half\nStatus: install ok inst").as_bytes(),
+    );
+    let (_, report) = tree.check(&["--stage", "bake"]);
+    let r = result(&report, "patch-security-updates");
+    assert_eq!(r["status"], "error", "{r}");
+    let cause = r["cause"].as_str().unwrap();
+    assert!(
+        cause.contains(
+            "/var/lib/dpkg/status:39: package openssl:amd64 is listed again (first at line 1)"
+        ),
+        "{cause}"
+    );
+    assert!(
+        cause.contains("the file ends in the middle of a line"),
+        "{cause}"
+    );
+
+    // an index the Release does not list is not trusted to be what its name says
+    let tree = Tree::new();
+    tree.security_suite(1, ".lz4", &[("openssl", "amd64", "3.0.11-1~deb12u2")]);
+    tree.lists(
+        &format!("{SEC}contrib_binary-amd64_Packages"),
+        packages(&[("openssl", "amd64", "9.9-1")]).as_bytes(),
+    );
+    let (_, report) = tree.check(&["--stage", "bake"]);
+    let r = result(&report, "patch-security-updates");
+    assert_eq!(r["status"], "error", "{r}");
+    assert!(r["cause"]
+        .as_str()
+        .unwrap()
+        .contains("contrib_binary-amd64_Packages: not listed in"));
+}
+
+#[test]
+fn reboot_states_of_a_live_debian_host() {
+    let live = |running: &str| {
+        let tree = Tree::new();
+        tree.security_suite(1, ".lz4", &[]);
+        tree.write(
+            "proc/sys/kernel/osrelease",
+            format!("{running}\n").as_bytes(),
+        );
+        tree
+    };
+    // running the older of two installed kernels
+    let tree = live("6.1.0-28-cloud-amd64");
+    let (_, report) = tree.check(&[]);
+    let r = result(&report, "patch-no-pending-reboot");
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(r["evidence"][0]["found"], "6.1.0-28-cloud-amd64");
+    assert_eq!(
+        r["evidence"][0]["expected"],
+        "6.1.0-30-cloud-amd64 (the newest installed kernel, linux-image-6.1.0-30-cloud-amd64 6.1.124-1): reboot to run it"
+    );
+    // running the newest
+    let tree = live("6.1.0-30-cloud-amd64");
+    let (_, report) = tree.check(&[]);
+    assert_eq!(status_of(&report, "patch-no-pending-reboot"), "pass");
+    // ... but a package asked for a reboot
+    tree.write("run/reboot-required", b"*** System restart required ***\n");
+    tree.write("run/reboot-required.pkgs", b"libc6\nlibssl3\n");
+    let (_, report) = tree.check(&[]);
+    let r = result(&report, "patch-no-pending-reboot");
+    assert_eq!(r["status"], "fail");
+    assert_eq!(r["evidence"][0]["found"], "requested by libc6, libssl3");
+    // a kernel no package installed (a container, a custom build)
+    let tree = live("6.18.44-custom");
+    let (_, report) = tree.check(&[]);
+    let r = result(&report, "patch-no-pending-reboot");
+    assert_eq!(r["status"], "not-applicable");
+    assert!(r["reason"].as_str().unwrap().contains(
+        "6.18.44-custom was not installed by a package (a container or a custom kernel; packaged kernels: 6.1.0-28-cloud-amd64, 6.1.0-30-cloud-amd64)"
+    ));
+    // an image: nothing runs
+    let tree = Tree::new();
+    let (_, report) = tree.check(&["--stage", "boot"]);
+    assert_eq!(
+        status_of(&report, "patch-no-pending-reboot"),
+        "not-applicable"
+    );
+}
