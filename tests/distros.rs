@@ -320,3 +320,165 @@ fn ubuntu_24_04_hardened_image_passes() {
 fn ubuntu_24_04_seeded_faults_are_caught() {
     seeded_faults_are_caught(&UBUNTU_2404);
 }
+
+// ---------------------------------------------------------------------------------------------
+// RHEL 9 (VERSION_ID 9.4 matches the layer's "9"; Rocky and AlmaLinux 9 select it too)
+
+const RHEL_9: Distro = Distro {
+    name: "rhel-9",
+    baseline: "rhel-9",
+    os_id: "rhel",
+    extra_families: &["packages"],
+    default_fails: &[
+        "audit-rules-immutable",
+        "audit-watch-btmp",
+        "audit-watch-faillock",
+        "audit-watch-group",
+        "audit-watch-gshadow",
+        "audit-watch-hostname",
+        "audit-watch-hosts",
+        "audit-watch-issue",
+        "audit-watch-issue-net",
+        "audit-watch-lastlog",
+        "audit-watch-localtime",
+        "audit-watch-opasswd",
+        "audit-watch-passwd",
+        "audit-watch-shadow",
+        "audit-watch-sudo-log",
+        "audit-watch-sudoers",
+        "audit-watch-sudoers-d",
+        "audit-watch-utmp",
+        "audit-watch-wtmp",
+        "auditd-keep-logs",
+        "banner-issue-net-no-os-leak",
+        "banner-issue-no-os-leak",
+        "chrony-aws-time-source",
+        "cron-directories-permissions",
+        "crontab-permissions",
+        "faillock-unlock-time",
+        "kmod-cramfs-disabled",
+        "kmod-squashfs-disabled",
+        "kmod-udf-disabled",
+        "kmod-usb-storage-disabled",
+        "login-defs-pass-max-days",
+        "login-defs-pass-min-days",
+        "login-defs-umask",
+        "mount-dev-shm-options",
+        "mount-tmp-separate",
+        "pam-faillock-enabled",
+        "pam-unix-no-nullok",
+        "pwquality-difok",
+        "pwquality-enforce-for-root",
+        "pwquality-maxrepeat",
+        "pwquality-maxsequence",
+        "pwquality-minclass",
+        "pwquality-minlen",
+        "rsyslog-file-create-mode",
+        "service-host-firewall-enabled",
+        "shell-umask-not-weak",
+        "ssh-allow-tcp-forwarding-no",
+        "ssh-banner-set",
+        "ssh-client-alive-interval",
+        "ssh-gssapi-authentication-no",
+        "ssh-login-grace-time",
+        "ssh-macs-strong",
+        "ssh-max-auth-tries",
+        "ssh-max-startups",
+        "ssh-password-authentication-no",
+        "ssh-permit-root-login-no",
+        "ssh-x11-forwarding-no",
+        "su-restricted",
+        "sudo-logfile",
+        "sudo-use-pty",
+        "sysctl-accept-redirects-default-off",
+        "sysctl-accept-redirects-off",
+        "sysctl-bpf-jit-harden",
+        "sysctl-dmesg-restrict",
+        "sysctl-ipv6-accept-ra-all-off",
+        "sysctl-ipv6-accept-ra-default-off",
+        "sysctl-ipv6-accept-redirects-all-off",
+        "sysctl-ipv6-accept-redirects-default-off",
+        "sysctl-kexec-load-disabled",
+        "sysctl-kptr-restrict",
+        "sysctl-log-martians-all",
+        "sysctl-log-martians-default",
+        "sysctl-ptrace-scope",
+        "sysctl-rp-filter-all",
+        "sysctl-rp-filter-default",
+        "sysctl-secure-redirects-all-off",
+        "sysctl-secure-redirects-default-off",
+        "sysctl-send-redirects-default-off",
+        "sysctl-send-redirects-off",
+        "sysctl-suid-dumpable-off",
+        "useradd-inactive",
+    ],
+    // journald-compress: RHEL's image has no journald.conf drop-ins or main file in this tree
+    hardened_not_applicable: &[
+        "at-allow-permissions",
+        "cron-allow-permissions",
+        "grub-cfg-permissions",
+        "grub2-cfg-permissions",
+        "journald-compress",
+        "mount-home-nodev",
+        "mount-var-tmp-options",
+        "ssh-host-private-key-permissions",
+        "ssh-host-public-key-permissions",
+    ],
+    faults: &[
+        ("chmod 0644 /etc/shadow", "etc-shadow-permissions"),
+        // RHEL has no shadow group: Debian's 0640 root:shadow is a fault here
+        ("chmod 0640 /etc/gshadow", "etc-gshadow-permissions"),
+        // a drop-in sorting before 40-hardening.conf wins over it and over 50-redhat.conf
+        ("write /etc/ssh/sshd_config.d/10-legacy.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-legacy.conf", "ssh-permit-root-login-no"),
+        // back to the DEFAULT policy: its sshd back-end offers hmac-sha1 again
+        ("write /etc/crypto-policies/config LEGACY\\n\nwrite /etc/crypto-policies/back-ends/opensshserver.config MACs hmac-sha2-256-etm@openssh.com,hmac-sha1\\n", "crypto-policy-not-legacy\nssh-macs-strong"),
+        ("write /etc/selinux/config SELINUX=permissive\\nSELINUXTYPE=targeted\\n", "selinux-enforcing"),
+        ("write /etc/yum.repos.d/epel.repo [epel]\\nbaseurl=https://example.com/epel\\ngpgcheck=0\\n", "package-repo-gpgcheck-not-disabled"),
+        // hand-edited PAM: authselect's link replaced by a file that brings nullok back
+        ("rm /etc/pam.d/system-auth\nwrite /etc/pam.d/system-auth auth sufficient pam_unix.so nullok\\nauth required pam_faillock.so authfail\\npassword requisite pam_pwquality.so\\npassword sufficient pam_unix.so sha512 shadow use_authtok\\n", "pam-authselect-managed\npam-unix-no-nullok"),
+        ("rm /etc/sysctl.d/60-hardening.conf\nwrite /etc/sysctl.d/60-hardening.conf kernel.kptr_restrict = 1\\n", "sysctl-accept-redirects-default-off\nsysctl-accept-redirects-off\nsysctl-bpf-jit-harden\nsysctl-dmesg-restrict\nsysctl-ipv6-accept-ra-all-off\nsysctl-ipv6-accept-ra-default-off\nsysctl-ipv6-accept-redirects-all-off\nsysctl-ipv6-accept-redirects-default-off\nsysctl-kexec-load-disabled\nsysctl-log-martians-all\nsysctl-log-martians-default\nsysctl-ptrace-scope\nsysctl-rp-filter-all\nsysctl-rp-filter-default\nsysctl-secure-redirects-all-off\nsysctl-secure-redirects-default-off\nsysctl-send-redirects-default-off\nsysctl-send-redirects-off\nsysctl-suid-dumpable-off"),
+        ("rm /etc/systemd/system/multi-user.target.wants/firewalld.service", "service-host-firewall-enabled"),
+    ],
+};
+
+#[test]
+fn rhel_9_stock_image_fails_exactly_the_expected_rules() {
+    stock_image_fails_exactly(&RHEL_9);
+}
+
+#[test]
+fn rhel_9_hardened_image_passes() {
+    hardened_image_passes(&RHEL_9);
+}
+
+#[test]
+fn rhel_9_seeded_faults_are_caught() {
+    seeded_faults_are_caught(&RHEL_9);
+}
+
+/// Point releases match the major version; the RHEL rebuilds select the same layer; RHEL 8 does
+/// not (no layer for it: the common baseline applies).
+#[test]
+fn rhel_9_is_selected_for_point_releases_and_rebuilds() {
+    for (os_release, want) in [
+        (
+            "ID=\"rocky\"\\nID_LIKE=\"rhel centos fedora\"\\nVERSION_ID=\"9.3\"\\n",
+            "rhel-9",
+        ),
+        (
+            "ID=\"almalinux\"\\nID_LIKE=\"rhel centos fedora\"\\nVERSION_ID=\"9.4\"\\n",
+            "rhel-9",
+        ),
+        ("ID=\"rhel\"\\nVERSION_ID=\"9.10\"\\n", "rhel-9"),
+        ("ID=\"rhel\"\\nVERSION_ID=\"8.10\"\\n", "common"),
+        ("ID=\"rhel\"\\nVERSION_ID=\"90\"\\n", "common"),
+    ] {
+        let root = fixture("rhel-9-default");
+        apply(
+            root.path(),
+            &format!("rm /usr/lib/os-release\nwrite /usr/lib/os-release {os_release}"),
+        );
+        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+        assert_eq!(report["baseline"]["name"], want, "{os_release}");
+    }
+}

@@ -19,6 +19,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "ubuntu-24.04",
         include_str!("../../baseline/ubuntu-24.04.toml"),
     ),
+    ("rhel-9", include_str!("../../baseline/rhel-9.toml")),
     (
         "amazon-linux-2023",
         include_str!("../../baseline/amazon-linux-2023.toml"),
