@@ -280,7 +280,14 @@ fn text_report_is_readable_and_worst_first() {
 fn baseline_list_show_explain() {
     let (code, stdout, _) = run(&["baseline", "list"]);
     assert_eq!(code, 0);
-    for name in ["common", "debian-12", "amazon-linux-2023"] {
+    for name in [
+        "common",
+        "debian-12",
+        "ubuntu-22.04",
+        "ubuntu-24.04",
+        "rhel-9",
+        "amazon-linux-2023",
+    ] {
         assert!(stdout.lines().any(|l| l.starts_with(name)), "{stdout}");
     }
     let (code, stdout, _) = run(&["baseline", "show", "debian-12"]);
