@@ -711,3 +711,212 @@ fn reboot_states_of_a_live_debian_host() {
         "not-applicable"
     );
 }
+
+// --- rpm: a constructed Amazon Linux 2023 tree ----------------------------------------------------
+
+const UPDATEINFO: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<updates>
+  <update from="alas@amazon.com" status="final" type="security" version="2.0">
+    <id>ALAS2023-2024-481</id><severity>Important</severity>
+    <references><reference id="CVE-2023-5678" type="cve"/><reference id="CVE-2023-6129" type="cve"/></references>
+    <pkglist><collection short="al2023">
+      <package arch="x86_64" epoch="1" name="openssl-libs" release="1.amzn2023.0.12" version="3.0.8"/>
+      <package arch="aarch64" epoch="1" name="openssl-libs" release="1.amzn2023.0.12" version="3.0.8"/>
+    </collection></pkglist>
+  </update>
+  <update type="security"><id>ALAS2023-2024-500</id><severity>Low</severity>
+    <pkglist><collection><package arch="noarch" epoch="0" name="tzdata" release="1.amzn2023" version="2024a"/></collection></pkglist>
+  </update>
+  <update type="security"><id>ALAS2023-2023-100</id><severity>Critical</severity>
+    <pkglist><collection><package arch="x86_64" epoch="0" name="bash" release="1.amzn2023.0.1" version="5.2.15"/></collection></pkglist>
+  </update>
+  <update type="bugfix"><id>ALAS2023-2024-600</id>
+    <pkglist><collection><package arch="x86_64" epoch="0" name="bash" release="9.amzn2023" version="5.2.15"/></collection></pkglist>
+  </update>
+</updates>"#;
+
+/// An AL2023 tree: a real SQLite rpmdb whose rows are RPM header blobs built per the header
+/// format, and a dnf cache with repomd.xml and a gzipped updateinfo.
+fn al2023_tree(btime_offset: Option<i64>) -> tempfile::TempDir {
+    use ec2_harden::packages::rpmdb::package_header;
+    let dir = tempfile::tempdir().unwrap();
+    let w = |rel: &str, bytes: &[u8]| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    };
+    w(
+        "etc/os-release",
+        b"NAME=\"Amazon Linux\"\nID=\"amzn\"\nVERSION_ID=\"2023\"\nPRETTY_NAME=\"Amazon Linux 2023.6.20241010\"\n",
+    );
+    w(
+        "etc/amazon-linux-release",
+        b"Amazon Linux release 2023.6.20241010 (Amazon Linux)\n",
+    );
+    let now = jiff::Timestamp::now().as_second() as u32;
+    let db = dir.path().join("var/lib/rpm/rpmdb.sqlite");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL); PRAGMA journal_mode=WAL;")
+        .unwrap();
+    let rows: Vec<Vec<u8>> = vec![
+        package_header(
+            "openssl-libs",
+            Some(1),
+            "3.0.8",
+            "1.amzn2023.0.10",
+            "x86_64",
+            now - 86_400 * 30,
+        ),
+        package_header(
+            "tzdata",
+            None,
+            "2024a",
+            "1.amzn2023",
+            "noarch",
+            now - 86_400 * 30,
+        ),
+        package_header(
+            "bash",
+            None,
+            "5.2.15",
+            "1.amzn2023.0.2",
+            "x86_64",
+            now - 86_400 * 30,
+        ),
+        package_header(
+            "kernel",
+            None,
+            "6.1.112",
+            "122.189.amzn2023",
+            "x86_64",
+            now - 86_400 * 30,
+        ),
+        package_header(
+            "kernel",
+            None,
+            "6.1.115",
+            "126.197.amzn2023",
+            "x86_64",
+            now - 3600,
+        ),
+        package_header(
+            "glibc",
+            None,
+            "2.34",
+            "52.amzn2023.0.11",
+            "x86_64",
+            now - 3600,
+        ),
+    ];
+    for blob in rows {
+        conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [blob])
+            .unwrap();
+    }
+    drop(conn);
+    let repo = "var/cache/dnf/amazonlinux-0123456789abcdef/repodata";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(UPDATEINFO.as_bytes()).unwrap();
+    w(
+        &format!("{repo}/aa11-updateinfo.xml.gz"),
+        &gz.finish().unwrap(),
+    );
+    w(
+        &format!("{repo}/repomd.xml"),
+        format!(
+            "<?xml version=\"1.0\"?><repomd xmlns=\"http://linux.duke.edu/metadata/repo\"><revision>{now}</revision>\
+             <data type=\"primary\"><location href=\"repodata/bb22-primary.xml.gz\"/><timestamp>{now}</timestamp></data>\
+             <data type=\"updateinfo\"><location href=\"repodata/aa11-updateinfo.xml.gz\"/><timestamp>{}</timestamp></data></repomd>",
+            now - 86_400
+        )
+        .as_bytes(),
+    );
+    if let Some(offset) = btime_offset {
+        w(
+            "proc/sys/kernel/osrelease",
+            b"6.1.112-122.189.amzn2023.x86_64\n",
+        );
+        w(
+            "proc/stat",
+            format!("cpu  1 2 3\nbtime {}\n", i64::from(now) - offset).as_bytes(),
+        );
+    }
+    dir
+}
+
+#[test]
+fn rpm_advisories_from_a_real_sqlite_rpmdb_and_dnf_cache() {
+    let root = al2023_tree(None);
+    let (code, report, stderr) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
+    assert_eq!(report["baseline"]["name"], "amazon-linux-2023", "{stderr}");
+    let r = result(&report, "patch-security-updates");
+    assert_eq!(r["status"], "fail", "{r}");
+    let messages: Vec<&str> = r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    // the aarch64 entry, the already-fixed bash and the bugfix advisory do not count
+    assert_eq!(
+        messages,
+        vec![
+            "openssl-libs:x86_64 1:3.0.8-1.amzn2023.0.10 -> 1:3.0.8-1.amzn2023.0.12 from amazonlinux, ALAS2023-2024-481 (important, CVE-2023-5678, CVE-2023-6129)",
+        ]
+    );
+    assert_eq!(code, 1);
+    let meta = result(&report, "patch-metadata-fresh");
+    assert_eq!(meta["status"], "pass", "{meta}");
+    assert!(meta["evidence"][0]["found"]
+        .as_str()
+        .unwrap()
+        .ends_with(", 1 days ago"));
+
+    // a damaged row: reported with its row number next to the findings
+    let conn = rusqlite::Connection::open(root.path().join("var/lib/rpm/rpmdb.sqlite")).unwrap();
+    conn.execute(
+        "INSERT INTO Packages (blob) VALUES (?1)",
+        [vec![0u8, 0, 0x10, 0, 0, 0, 0, 4]],
+    )
+    .unwrap();
+    drop(conn);
+    let (_, report, _) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
+    let r = result(&report, "patch-security-updates");
+    assert_eq!(r["status"], "fail");
+    let last = r["evidence"].as_array().unwrap().last().unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        last.contains("/var/lib/rpm/rpmdb.sqlite: package row 7: header claims 4096 index entries"),
+        "{last}"
+    );
+}
+
+#[test]
+fn rpm_reboot_needed_for_an_older_kernel_and_core_packages_after_boot() {
+    // booted two hours ago into the older kernel; kernel and glibc updated an hour ago
+    let root = al2023_tree(Some(7200));
+    let (_, report, _) = check_json(root.path(), &["--only", "patch"]);
+    let r = result(&report, "patch-no-pending-reboot");
+    assert_eq!(r["status"], "fail", "{r}");
+    let messages: Vec<String> = r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["message"].as_str().unwrap(),
+                e["expected"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            "glibc-2.34-52.amzn2023.0.11.x86_64 was installed after the last boot ",
+            "kernel-6.1.115-126.197.amzn2023.x86_64 was installed after the last boot ",
+            "running kernel 6.1.115-126.197.amzn2023.x86_64 (the newest installed kernel, kernel 6.1.115-126.197.amzn2023): reboot to run it",
+        ]
+    );
+}

@@ -15,6 +15,8 @@ pub mod apt;
 pub mod deb822;
 pub mod debversion;
 pub mod dpkg;
+pub mod repodata;
+pub mod rpmdb;
 pub mod rpmversion;
 
 use std::cmp::Ordering;
@@ -99,7 +101,10 @@ impl Inventory {
     /// Reads the sysroot's package database: dpkg's status file, else the rpm database.
     /// `Ok(None)` when it has neither.
     pub fn read(sysroot: &Sysroot) -> Result<Option<Inventory>, PackageError> {
-        dpkg::read(sysroot)
+        if let Some(inv) = dpkg::read(sysroot)? {
+            return Ok(Some(inv));
+        }
+        rpmdb::read(sysroot)
     }
 
     /// The installed packages named `name` (one per architecture).
@@ -219,12 +224,7 @@ impl UpdateMetadata {
     ) -> Result<Option<UpdateMetadata>, PackageError> {
         let meta = match inv.format {
             PackageFormat::Deb => apt::read(sysroot, inv)?,
-            PackageFormat::Rpm => {
-                return Err(PackageError::format(
-                    &inv.path,
-                    "reading dnf metadata lands with the rpm database reader",
-                ))
-            }
+            PackageFormat::Rpm => repodata::read(sysroot, inv)?,
         };
         Ok(meta.map(|mut m| {
             m.updates
