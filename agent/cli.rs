@@ -101,12 +101,22 @@ pub struct CheckArgs {
     /// Run only these families (comma-separated), e.g. files,kernel.
     #[arg(long, value_name = "FAMILY,...", value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Leave these families out (comma-separated), e.g. fim for a quick scheduled audit.
+    #[arg(long, value_name = "FAMILY,...", value_delimiter = ',')]
+    pub skip: Vec<String>,
     /// Also deliver the report through SSM (Compliance and Inventory).
     #[arg(long, value_enum, value_name = "TARGET")]
     pub report: Option<ReportTarget>,
     /// No network probes (IMDS, SSM, package metadata refresh).
     #[arg(long)]
     pub offline: bool,
+    /// The file-integrity manifest (a host path) that stage bake writes and boot/run verify;
+    /// default /var/lib/ec2-harden/manifest inside --root.
+    #[arg(long, value_name = "FILE")]
+    pub fim_manifest: Option<PathBuf>,
+    /// boot/run: refuse a manifest whose digest is not HEX (as printed at bake).
+    #[arg(long, value_name = "HEX", env = "EC2_HARDEN_FIM_DIGEST")]
+    pub fim_expect_digest: Option<String>,
 }
 
 fn parse_fail_on(s: &str) -> Result<FailOn, String> {
@@ -159,6 +169,11 @@ pub struct FimArgs {
     /// verify: refuse a manifest whose digest is not HEX (as printed by init; `sha256:` optional).
     #[arg(long, value_name = "HEX")]
     pub expect_digest: Option<String>,
+    /// Take the `[fim]` paths from this baseline NAME or FILE (repeatable, layered as for
+    /// `check`); default the baseline auto-selected from the root's /etc/os-release. For
+    /// verify, a baseline (like --path) replaces the policy recorded in the manifest.
+    #[arg(long = "baseline", value_name = "FILE|NAME")]
+    pub baselines: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,8 +248,29 @@ fn fim_failure(e: fim::FimError) -> Failure {
     }
 }
 
-fn fim_policy(args: &FimArgs) -> Option<fim::FimPolicy> {
-    (!args.paths.is_empty()).then(|| fim::FimPolicy::with_includes(&args.paths))
+/// The policy `fim init` seals with / `fim verify` compares with, and the baseline it came
+/// from: `--path` (with the default exclusions), else the `[fim]` section of the `--baseline`s
+/// (or of the baseline auto-selected for the root). For verify, `None` (no --path, no
+/// --baseline) means the policy recorded in the manifest.
+fn fim_policy(
+    args: &FimArgs,
+    sysroot: &Sysroot,
+    for_verify: bool,
+) -> Result<(Option<fim::FimPolicy>, Option<String>), Failure> {
+    if !args.paths.is_empty() {
+        if !args.baselines.is_empty() {
+            return Err(Failure::config(anyhow::anyhow!(
+                "--path and --baseline both choose what to cover; give one"
+            )));
+        }
+        return Ok((Some(fim::FimPolicy::with_includes(&args.paths)), None));
+    }
+    if for_verify && args.baselines.is_empty() {
+        return Ok((None, None));
+    }
+    let facts = HostFacts::gather(sysroot);
+    let baseline = Baseline::resolve(&refs(&args.baselines), &facts.os).map_err(Failure::config)?;
+    Ok((Some(baseline.fim), Some(baseline.name)))
 }
 
 fn fim_init(args: FimArgs) -> CliResult {
@@ -244,12 +280,13 @@ fn fim_init(args: FimArgs) -> CliResult {
         )));
     }
     let sysroot = open_root(&args.root)?;
-    let policy = fim_policy(&args).unwrap_or_default();
+    let (policy, baseline) = fim_policy(&args, &sysroot, false)?;
+    let policy = policy.unwrap_or_default();
     let summary = fim::init(
         &sysroot,
         &fim::InitOptions {
             manifest: args.manifest.as_deref(),
-            baseline: None,
+            baseline: baseline.as_deref(),
             policy: &policy,
         },
     )
@@ -273,14 +310,15 @@ fn fim_verify(args: FimArgs) -> CliResult {
         .as_deref()
         .map(fim::parse_digest)
         .transpose()
-        .map_err(fim_failure)?;
+        .map_err(|e| Failure::config(anyhow::Error::new(e).context("--expect-digest")))?;
     let sysroot = open_root(&args.root)?;
+    let (policy, _) = fim_policy(&args, &sysroot, true)?;
     let report = fim::verify(
         &sysroot,
         &fim::VerifyOptions {
             manifest: args.manifest.as_deref(),
             expect_digest,
-            policy: fim_policy(&args),
+            policy,
         },
     )
     .map_err(fim_failure)?;
@@ -312,6 +350,12 @@ fn check(args: CheckArgs) -> CliResult {
             "--report ssm: SSM reporting is not available in this version yet"
         )));
     }
+    let expect_digest = args
+        .fim_expect_digest
+        .as_deref()
+        .map(fim::parse_digest)
+        .transpose()
+        .map_err(|e| Failure::config(anyhow::Error::new(e).context("--fim-expect-digest")))?;
     let start = Instant::now();
     let sysroot = open_root(&args.root)?;
     let facts = HostFacts::gather(&sysroot);
@@ -325,28 +369,36 @@ fn check(args: CheckArgs) -> CliResult {
         tracing::warn!("{w}");
     }
     let known = engine::families(&baseline);
-    let unknown: Vec<&String> = args.only.iter().filter(|f| !known.contains(*f)).collect();
-    if !unknown.is_empty() {
-        return Err(Failure::config(anyhow::anyhow!(
-            "--only: unknown famil{} {}; baseline `{}` has: {}",
-            if unknown.len() == 1 { "y" } else { "ies" },
-            unknown
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            baseline.name,
-            known.iter().cloned().collect::<Vec<_>>().join(", ")
-        )));
+    for (flag, families) in [("--only", &args.only), ("--skip", &args.skip)] {
+        let unknown: Vec<&String> = families.iter().filter(|f| !known.contains(*f)).collect();
+        if !unknown.is_empty() {
+            return Err(Failure::config(anyhow::anyhow!(
+                "{flag}: unknown famil{} {}; baseline `{}` has: {}",
+                if unknown.len() == 1 { "y" } else { "ies" },
+                unknown
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                baseline.name,
+                known.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
     }
     let opts = RunOptions {
         stage: args.stage.into(),
         only: args.only.clone(),
+        skip: args.skip.clone(),
         offline: args.offline,
         fail_on: args.fail_on,
         today: jiff::Zoned::now()
             .with_time_zone(jiff::tz::TimeZone::UTC)
             .date(),
+        fim: fim::FimSettings {
+            manifest: args.fim_manifest.clone(),
+            expect_digest,
+            ..fim::FimSettings::default()
+        },
     };
     let report = engine::run(&baseline, &sysroot, facts, facts_ms, baseline_ms, &opts);
     for r in report
@@ -454,6 +506,10 @@ fn baseline(cmd: BaselineCommand) -> CliResult {
                     r.meta.family,
                     r.meta.title
                 ));
+            }
+            text.push_str("\nfile integrity (fim) paths, most specific wins:\n");
+            for p in &b.fim.paths {
+                text.push_str(&format!("  {:<9} {}\n", p.policy.as_str(), p.path));
             }
             out(&text)?;
             Ok(Exit::Clean)

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::facts::HostFacts;
+use crate::fim::FimSettings;
 use crate::rule::Stage;
 use crate::sysroot::Sysroot;
 
@@ -19,6 +20,8 @@ pub struct Context<'a> {
     /// `--offline`: no network probes (IMDS, SSM, package metadata refresh).
     pub offline: bool,
     pub cache: Cache,
+    /// How the `fim` family seals and verifies (policy, manifest, pinned digest).
+    pub fim: FimSettings,
 }
 
 impl<'a> Context<'a> {
@@ -33,6 +36,7 @@ impl<'a> Context<'a> {
             facts,
             offline,
             cache: Cache::default(),
+            fim: FimSettings::default(),
         }
     }
 

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::baseline::{Baseline, Waiver};
 use crate::context::Context;
 use crate::facts::HostFacts;
+use crate::fim::FimSettings;
 use crate::report::{
     AgentInfo, AppliedWaiver, FailOn, Gate, Report, RuleResult, Timings, Totals,
     REPORT_SCHEMA_VERSION,
@@ -24,10 +25,15 @@ pub struct RunOptions {
     pub stage: Stage,
     /// Families to run (empty: all).
     pub only: Vec<String>,
+    /// Families to leave out (`--skip`).
+    pub skip: Vec<String>,
     pub offline: bool,
     pub fail_on: FailOn,
     /// "Today", for waiver expiry (UTC date of the run).
     pub today: jiff::civil::Date,
+    /// Manifest location and pinned digest for the `fim` family; its policy is replaced by the
+    /// baseline's.
+    pub fim: FimSettings,
 }
 
 /// Every family the baseline's rules use, sorted (for `--only` validation and help).
@@ -53,12 +59,18 @@ pub fn run(
     let generated_at = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    let cx = Context::new(sysroot, opts.stage, &facts, opts.offline);
+    let mut cx = Context::new(sysroot, opts.stage, &facts, opts.offline);
+    cx.fim = FimSettings {
+        policy: baseline.fim.clone(),
+        baseline: Some(baseline.name.clone()),
+        ..opts.fim.clone()
+    };
     let selected: Vec<&Rule> = baseline
         .rules
         .iter()
         .filter(|r| r.meta.applies_to(opts.stage))
         .filter(|r| opts.only.is_empty() || opts.only.contains(&r.meta.family))
+        .filter(|r| !opts.skip.contains(&r.meta.family))
         .collect();
     let mut results: Vec<RuleResult> = selected
         .par_iter()
@@ -81,6 +93,7 @@ pub fn run(
         host: facts,
         baseline: baseline.info(),
         only: opts.only.clone(),
+        skip: opts.skip.clone(),
         gate,
         totals,
         timings: Timings {

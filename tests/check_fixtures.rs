@@ -46,6 +46,8 @@ fn stock_debian_12_fails_exactly_the_expected_rules() {
             "cron-directories-permissions",
             "crontab-permissions",
             "faillock-unlock-time",
+            // never sealed: no file-integrity manifest to verify against
+            "fim-manifest-intact",
             "journald-storage-persistent",
             "kmod-dccp-disabled",
             "kmod-rds-disabled",
@@ -139,7 +141,12 @@ fn stock_debian_12_fails_exactly_the_expected_rules() {
 #[test]
 fn hardened_debian_12_passes_every_rule() {
     let root = fixture("debian-12-hardened");
+    // a hardened image is sealed at bake; at run it verifies against that manifest
+    let (code, _, stderr) = check_json(root.path(), &["--stage", "bake", "--only", "fim"]);
+    assert_eq!(code, 0, "{stderr}");
     let (code, report, stderr) = check_json(root.path(), &["--fail-on", "low"]);
+    assert_eq!(status(&report, "fim-critical-changes"), "pass");
+    assert_eq!(status(&report, "fim-manifest-intact"), "pass");
     assert_eq!(
         ids_with(&report, "fail"),
         Vec::<String>::new(),
@@ -238,7 +245,8 @@ fn seeded_faults_are_each_caught() {
     for (fault, rule) in cases {
         let root = fixture("debian-12-hardened");
         apply(root.path(), fault);
-        let (_, report, _) = check_json(root.path(), &[]);
+        // the tree is not sealed; file integrity has its own tests (tests/fim_check.rs)
+        let (_, report, _) = check_json(root.path(), &["--skip", "fim"]);
         let want: Vec<String> = rule.lines().map(str::to_string).collect();
         assert_eq!(ids_with(&report, "fail"), want, "fault `{fault}`");
     }
@@ -325,9 +333,10 @@ fn unreadable_inputs_are_errors_with_path_and_errno_and_the_run_continues() {
     // everything else still ran
     assert_eq!(status(&report, "etc-shadow-permissions"), "pass");
     // errors count as findings at their rule's severity: crontab-permissions is medium
-    let (code, _, _) = check_json(root.path(), &[]);
+    // (the unsealed tree's missing manifest is left out: it is a high finding of its own)
+    let (code, _, _) = check_json(root.path(), &["--skip", "fim"]);
     assert_eq!(code, 0, "no high finding");
-    let (code, report, _) = check_json(root.path(), &["--fail-on", "medium"]);
+    let (code, report, _) = check_json(root.path(), &["--fail-on", "medium", "--skip", "fim"]);
     assert_eq!(code, 1, "an error on a medium rule is not a pass");
     // crontab-permissions and login-defs-encrypt-method (both medium) could not be evaluated
     assert_eq!(report["totals"]["findings_by_severity"]["medium"], 2);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use common::{apply, check_json, ids_with, result};
+use common::{apply, check_json, ids_with, result, status};
 
 const PACKAGES: &str = "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
 const MIRROR: &str = "http://deb.debian.org/debian";
@@ -331,29 +331,42 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
 fn seeded_faults_in_a_hardened_real_root_are_each_caught() {
     let root = working_copy();
     harden(root.path());
+    // the hardened image is sealed, so file integrity sees each fault too: a mode change in /etc
+    // is medium, any file changed or added under /etc high; /root is not sealed
+    let (code, sealed, stderr) = check_json(root.path(), &["--stage", "bake", "--only", "fim"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(status(&sealed, "fim-manifest-sealed"), "pass");
     let faults: &[(&str, &[&str])] = &[
-        ("chmod 0644 /etc/shadow", &["etc-shadow-permissions"]),
+        (
+            "chmod 0644 /etc/shadow",
+            &["etc-shadow-permissions", "fim-medium-changes"],
+        ),
         (
             "append /etc/passwd toor:x:0:0::/root:/bin/bash",
             &[
                 "accounts-no-duplicate-uids",
                 "accounts-system-no-login-shell",
                 "accounts-uid0-only-root",
+                "fim-high-changes",
             ],
         ),
         // a drop-in that sorts before the hardening one wins: sshd takes the first value
         (
             "write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf",
-            &["ssh-permit-root-login-no"],
+            &["fim-high-changes", "ssh-permit-root-login-no"],
         ),
         // ... and with the mode `write` gives it, the drop-in's permissions are caught too
         (
             "write /etc/ssh/sshd_config.d/10-legacy.conf Ciphers aes256-cbc,aes256-ctr\\n",
-            &["ssh-ciphers-strong", "sshd-config-dropins-permissions"],
+            &[
+                "fim-high-changes",
+                "ssh-ciphers-strong",
+                "sshd-config-dropins-permissions",
+            ],
         ),
         (
             "write /etc/sysctl.d/99-zz.conf net.ipv4.conf.default.rp_filter = 2\\n",
-            &["sysctl-rp-filter-default"],
+            &["fim-high-changes", "sysctl-rp-filter-default"],
         ),
         ("write /root/.rhosts + +\\n", &["no-root-rhosts"]),
         // the site's audit rules replaced by a set without the identity watches
@@ -365,13 +378,14 @@ fn seeded_faults_in_a_hardened_real_root_are_each_caught() {
                 "audit-watch-opasswd",
                 "audit-watch-passwd",
                 "audit-watch-shadow",
+                "fim-high-changes",
             ],
         ),
         // pam-auth-update run again with faillock disabled takes it out of the stack
-        ("write /etc/pam.d/common-auth auth\\t[success=1 default=ignore]\\tpam_unix.so nullok\\nauth\\trequisite\\t\\t\\tpam_deny.so\\nauth\\trequired\\t\\t\\tpam_permit.so\\n", &["pam-faillock-enabled"]),
+        ("write /etc/pam.d/common-auth auth\\t[success=1 default=ignore]\\tpam_unix.so nullok\\nauth\\trequisite\\t\\t\\tpam_deny.so\\nauth\\trequired\\t\\t\\tpam_permit.so\\n", &["fim-high-changes", "pam-faillock-enabled"]),
         (
             "write /etc/sysctl.d/99-zz.conf kernel.yama.ptrace_scope = 0\\n",
-            &["sysctl-ptrace-scope"],
+            &["fim-high-changes", "sysctl-ptrace-scope"],
         ),
     ];
     for (fault, want) in faults {

@@ -47,6 +47,25 @@ pub struct RawWaiver {
     pub expires: Spanned<toml::value::Datetime>,
 }
 
+/// `[fim]`: which paths the file-integrity manifest covers (see [`crate::fim::policy`]). Layers
+/// append their `[[fim.path]]` rules to the built-in defaults and to lower layers' rules; the most
+/// specific rule wins, a later one on a tie.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFim {
+    /// `false` drops the built-in default paths (`/usr/bin`, `/etc`, ... and their exclusions);
+    /// lower layers' rules are kept.
+    #[serde(default = "yes")]
+    pub defaults: bool,
+    /// `[[fim.path]]` rules: an absolute in-root glob and a policy.
+    #[serde(default)]
+    pub path: Vec<Spanned<crate::fim::PathRule>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
 pub(crate) fn all_stages() -> Spanned<Vec<Stage>> {
     Spanned::new(0..0, Stage::ALL.to_vec())
 }
@@ -126,6 +145,8 @@ macro_rules! declare_kinds {
             pub baseline: toml::Spanned<$crate::baseline::file::Header>,
             #[serde(default)]
             pub waiver: Vec<toml::Spanned<$crate::baseline::file::RawWaiver>>,
+            #[serde(default)]
+            pub fim: Option<$crate::baseline::file::RawFim>,
             $(
                 #[serde(default)]
                 pub $kind: Vec<toml::Spanned<$ty>>,

@@ -10,9 +10,10 @@ use regex::Regex;
 use toml::Spanned;
 
 use super::diag::{Diagnostic, Diagnostics, Level, SourceFile};
-use super::file::{DistroMatch, HasCommon};
+use super::file::{DistroMatch, HasCommon, RawFim};
 use crate::checks::BaselineFile;
 use crate::facts::OsRelease;
+use crate::fim::{FimError, FimPolicy, PathRule};
 use crate::rule::{Check, Origin, Rule, RuleMeta};
 
 /// A rule kind's parameters that can be validated and compiled into a check.
@@ -46,6 +47,17 @@ pub struct Layer {
     pub rules: Vec<Rule>,
     pub waivers: Vec<Waiver>,
     pub warnings: Vec<Diagnostic>,
+    /// This layer's `[fim]` section, validated.
+    pub fim: Option<LayerFim>,
+}
+
+/// A layer's validated `[fim]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerFim {
+    /// `false`: drop the built-in default paths.
+    pub defaults: bool,
+    /// Its `[[fim.path]]` rules, in file order.
+    pub paths: Vec<PathRule>,
 }
 
 fn kebab() -> &'static Regex {
@@ -105,6 +117,8 @@ impl Layer {
             }
         }
 
+        let fim = file.fim.as_ref().map(|raw| compile_fim(raw, &mut diags));
+
         if diags.has_errors() {
             let mut list = diags.list;
             list.sort_by_key(|d| (d.line, d.col));
@@ -124,6 +138,7 @@ impl Layer {
             rules,
             waivers,
             warnings,
+            fim,
         })
     }
 
@@ -162,6 +177,27 @@ fn check_baseline_name(diags: &mut Diagnostics<'_>, name: &Spanned<String>, what
                 name.get_ref()
             ),
         );
+    }
+}
+
+/// Validate each `[[fim.path]]` rule (absolute path, valid glob) at its own position.
+fn compile_fim(raw: &RawFim, diags: &mut Diagnostics<'_>) -> LayerFim {
+    let mut paths = Vec::with_capacity(raw.path.len());
+    for rule in &raw.path {
+        let single = FimPolicy {
+            paths: vec![rule.get_ref().clone()],
+        };
+        match single.compile() {
+            Ok(_) => paths.push(rule.get_ref().clone()),
+            Err(FimError::Policy { path, reason }) => {
+                diags.error(rule.span(), format!("[[fim.path]] path `{path}`: {reason}"))
+            }
+            Err(e) => diags.error(rule.span(), format!("[[fim.path]]: {e}")),
+        }
+    }
+    LayerFim {
+        defaults: raw.defaults,
+        paths,
     }
 }
 

@@ -18,6 +18,7 @@ pub use diag::{Diagnostic, Level, SourceFile};
 pub use layer::{Layer, Waiver};
 
 use crate::facts::OsRelease;
+use crate::fim::FimPolicy;
 use crate::report::{BaselineInfo, LayerInfo};
 use crate::rule::Rule;
 
@@ -80,6 +81,9 @@ pub struct Baseline {
     pub waivers: Vec<Waiver>,
     /// Non-fatal problems (a `disable` naming no rule, ...), shown in reports.
     pub warnings: Vec<Diagnostic>,
+    /// The file-integrity policy: the built-in defaults (unless a layer says `defaults = false`)
+    /// followed by every layer's `[[fim.path]]` rules, bottom layer first.
+    pub fim: FimPolicy,
 }
 
 impl Baseline {
@@ -221,6 +225,8 @@ impl Stack {
         let mut waivers = Vec::new();
         let mut warnings = Vec::new();
         let mut infos = Vec::new();
+        let mut fim_defaults = true;
+        let mut fim_paths = Vec::new();
         let name = self
             .layers
             .last()
@@ -265,7 +271,17 @@ impl Stack {
                 }
             }
             waivers.extend(layer.waivers);
+            if let Some(fim) = layer.fim {
+                fim_defaults &= fim.defaults;
+                fim_paths.extend(fim.paths);
+            }
         }
+        let mut fim = if fim_defaults {
+            FimPolicy::default()
+        } else {
+            FimPolicy { paths: Vec::new() }
+        };
+        fim.paths.extend(fim_paths);
         for w in &waivers {
             if !index.contains_key(&w.rule) {
                 warnings.push(Diagnostic {
@@ -284,6 +300,7 @@ impl Stack {
             rules,
             waivers,
             warnings,
+            fim,
         }
     }
 }

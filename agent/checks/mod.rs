@@ -15,6 +15,7 @@ pub mod expect;
 pub mod file_content;
 pub mod file_permissions;
 pub mod file_presence;
+pub mod integrity;
 pub mod kernel_module;
 pub mod mount;
 pub mod patch;
@@ -46,6 +47,7 @@ crate::baseline::file::declare_kinds! {
     security_updates => patch::SecurityUpdates, family = "patch";
     package_metadata => patch::PackageMetadata, family = "patch";
     reboot_required => patch::RebootRequired, family = "patch";
+    integrity => integrity::Integrity, family = "fim";
 }
 
 /// Families of the built-in (non-declarative) checks that later land as modules here.

@@ -89,7 +89,9 @@ pub enum FimError {
         found: String,
     },
     /// A digest given on the command line is not 64 hex digits.
-    #[error("--expect-digest `{0}`: expected 64 hex digits, optionally prefixed with `sha256:`")]
+    #[error(
+        "`{0}` is not a SHA-256 digest: expected 64 hex digits, optionally prefixed with `sha256:`"
+    )]
     BadDigest(String),
     /// Reading or writing a file failed.
     #[error("{action} {}: {source}", path.display())]
@@ -174,6 +176,20 @@ pub fn default_manifest_path(sysroot: &Sysroot) -> Result<PathBuf, FimError> {
     let inside = walk::resolve_in_root(sysroot, DEFAULT_MANIFEST.as_bytes(), false, true)
         .map_err(|e| FimError::io("resolving", &sysroot.host_path(DEFAULT_MANIFEST), e))?;
     Ok(sysroot.host_path(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&inside)))
+}
+
+/// How `check` runs the `fim` family (the `[[integrity]]` rules): the policy to seal with at
+/// bake (the baseline's), where the manifest is, and the digest it must have at boot/run.
+#[derive(Debug, Clone, Default)]
+pub struct FimSettings {
+    /// The baseline's merged `[fim]` policy.
+    pub policy: FimPolicy,
+    /// Host path of the manifest; `None` is [`default_manifest_path`] of the sysroot.
+    pub manifest: Option<PathBuf>,
+    /// Refuse a manifest whose digest is not this one (`--fim-expect-digest`).
+    pub expect_digest: Option<[u8; 32]>,
+    /// The baseline's name, recorded in the manifest header.
+    pub baseline: Option<String>,
 }
 
 /// Options of [`init`].

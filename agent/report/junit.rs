@@ -150,6 +150,9 @@ fn properties(report: &Report) -> Vec<Property> {
     if !report.only.is_empty() {
         props.push(Property::new("only", report.only.join(",")));
     }
+    if !report.skip.is_empty() {
+        props.push(Property::new("skip", report.skip.join(",")));
+    }
     props
 }
 

@@ -31,6 +31,9 @@ pub struct Report {
     /// Families the run was restricted to with `--only` (empty: all).
     #[serde(default)]
     pub only: Vec<String>,
+    /// Families left out with `--skip` (empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<String>,
     pub gate: Gate,
     pub totals: Totals,
     pub timings: Timings,

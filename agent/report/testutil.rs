@@ -90,6 +90,7 @@ pub(crate) fn report_from(results: Vec<RuleResult>, warnings: Vec<String>) -> Re
         host: host(),
         baseline: baseline(),
         only: Vec::new(),
+        skip: Vec::new(),
         gate,
         totals,
         timings: Timings {

@@ -114,6 +114,10 @@ fn header(report: &Report) -> String {
         let only = report.only.join(", ");
         let _ = write!(out, ", only {}", field(&only, FIELD_CHARS));
     }
+    if !report.skip.is_empty() {
+        let skip = report.skip.join(", ");
+        let _ = write!(out, ", skipping {}", field(&skip, FIELD_CHARS));
+    }
     out.push('\n');
     for warning in report.warnings.iter().take(WARNINGS_SHOWN) {
         let _ = writeln!(out, "warning: {}", field(warning, WARNING_CHARS));
