@@ -14,3 +14,4 @@ pub mod packages;
 pub mod report;
 pub mod rule;
 pub mod sysroot;
+pub mod treewalk;

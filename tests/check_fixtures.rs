@@ -181,8 +181,8 @@ fn seeded_faults_are_each_caught() {
         ("chmod 0644 /etc/shadow", "etc-shadow-permissions"),
         ("chown 1000:42 /etc/shadow", "etc-shadow-permissions"),
         ("chown 0:1000 /etc/gshadow", "etc-gshadow-permissions"),
-        ("chmod 0666 /etc/passwd", "etc-passwd-permissions"),
-        ("chmod 4644 /etc/group", "etc-group-permissions"),
+        ("chmod 0666 /etc/passwd", "etc-passwd-permissions\nfiles-no-world-writable"),
+        ("chmod 4644 /etc/group", "etc-group-permissions\nfiles-suid-sgid-allowlist"),
         // a drop-in read before the hardening one wins (first value wins in sshd)
         ("write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-permit-root-login-no"),
         // keywords are case-insensitive

@@ -295,6 +295,12 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         "faillock-deny",
         "shell-umask-not-weak",
         "etc-shadow-permissions",
+        // the tree scans: Debian's own setuid/setgid set is exactly the debian-12 allow-list
+        "files-no-world-writable",
+        "files-world-writable-dirs-sticky",
+        "files-no-unowned",
+        "files-no-ungrouped",
+        "files-suid-sgid-allowlist",
     ] {
         assert_eq!(
             result(&stock, id)["status"],
@@ -303,6 +309,15 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
             result(&stock, id)
         );
     }
+    let inventory = &result(&stock, "files-suid-sgid-allowlist")["evidence"];
+    assert!(
+        inventory[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("15 setuid/setgid files, all in the allow-list"),
+        "{inventory}"
+    );
+    assert_eq!(inventory[1]["path"], "/usr/bin/chage");
     // sshd's compiled-in default is what a stock Debian runs with
     assert_eq!(
         result(&stock, "ssh-permit-root-login-no")["evidence"][0]["found"],
@@ -386,6 +401,24 @@ fn seeded_faults_in_a_hardened_real_root_are_each_caught() {
         (
             "write /etc/sysctl.d/99-zz.conf kernel.yama.ptrace_scope = 0\\n",
             &["fim-high-changes", "sysctl-ptrace-scope"],
+        ),
+        // tree scans over the whole root: a world-writable file in /usr, a setuid copy of a
+        // shell, a file of a deleted account, a drop directory anyone can empty
+        (
+            "chmod 0666 /usr/share/debconf/confmodule",
+            &["files-no-world-writable"],
+        ),
+        (
+            "copy /usr/bin/bash /usr/local/bin/.rootsh\nchmod 4755 /usr/local/bin/.rootsh",
+            &["files-suid-sgid-allowlist"],
+        ),
+        (
+            "write /var/backups/old-home.tar x\nchown 4242:0 /var/backups/old-home.tar",
+            &["files-no-unowned"],
+        ),
+        (
+            "mkdir /srv/incoming\nchmod 0777 /srv/incoming\nchown 0:4242 /srv/incoming",
+            &["files-no-ungrouped", "files-world-writable-dirs-sticky"],
         ),
     ];
     for (fault, want) in faults {

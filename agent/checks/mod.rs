@@ -22,6 +22,7 @@ pub mod patch;
 pub mod sshd;
 pub mod sysctl;
 pub mod systemd_unit;
+pub mod tree_scan;
 
 pub use crate::baseline::layer::CompileCheck;
 
@@ -44,6 +45,7 @@ crate::baseline::file::declare_kinds! {
     kernel_module => kernel_module::KernelModule, family = "kernel";
     systemd_unit => systemd_unit::SystemdUnit, family = "services";
     mount => mount::Mount, family = "filesystems";
+    tree_scan => tree_scan::TreeScan, family = "files";
     security_updates => patch::SecurityUpdates, family = "patch";
     package_metadata => patch::PackageMetadata, family = "patch";
     reboot_required => patch::RebootRequired, family = "patch";

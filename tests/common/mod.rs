@@ -71,7 +71,8 @@ fn unescape(text: &str) -> String {
     text.replace("\\n", "\n").replace("\\t", "\t")
 }
 
-/// Apply fixture ops (see `tests/fixtures/roots/debian-12-default.fixture`) to a root.
+/// Apply fixture ops (see `tests/fixtures/roots/debian-12-default.fixture`) to a root; tests may
+/// also `copy SRC DST` a file inside the root (content and mode).
 pub fn apply(root: &Path, ops: &str) {
     for line in ops.lines() {
         let line = line.trim();
@@ -114,6 +115,13 @@ pub fn apply(root: &Path, ops: &str) {
                 }
                 let _ = fs::remove_file(&p);
                 symlink(a, &p).unwrap_or_else(|e| panic!("symlink {b}: {e}"));
+            }
+            "copy" => {
+                let p = at(root, b);
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent).expect("mkdir");
+                }
+                fs::copy(at(root, a), &p).unwrap_or_else(|e| panic!("copy {a} {b}: {e}"));
             }
             "fifo" => {
                 let p = at(root, a);
