@@ -920,3 +920,248 @@ fn rpm_reboot_needed_for_an_older_kernel_and_core_packages_after_boot() {
         ]
     );
 }
+
+// --- rpm: real rpm, rpmbuild, createrepo_c, modifyrepo_c and dnf ------------------------------------
+
+/// An rpm version from the pieces that matter to `rpmvercmp`: digits, letters, separators, `~`, `^`.
+fn gen_rpm_version(rng: &mut Rng) -> String {
+    let mut v = String::from(rng.pick(&["0", "1", "2", "10", "01", "a"]));
+    for _ in 0..rng.below(5) {
+        // no `-`: it separates version from release and is never part of either
+        v.push_str(rng.pick(&[".", "_", "+", "~", "^", ""]));
+        v.push_str(rng.pick(&["0", "1", "2", "10", "001", "a", "b", "rc", "Z", "git1"]));
+    }
+    v
+}
+
+#[test]
+fn rpm_version_order_matches_rpm_vercmp() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut pairs = Vec::new();
+    while pairs.len() < 3000 {
+        let a = gen_rpm_version(&mut rng);
+        let b = match rng.below(3) {
+            0 => gen_rpm_version(&mut rng),
+            1 => format!("{a}{}", rng.pick(&["~1", "^1", ".0", "a", "1", "_"])),
+            _ => a.replacen(
+                rng.pick(&["1", "0", "a", "."]),
+                rng.pick(&["2", "00", "b", "_"]),
+                1,
+            ),
+        };
+        pairs.push((a, b));
+    }
+    // one rpm process evaluates every pair with rpm's own rpm.vercmp
+    let table: String = pairs
+        .iter()
+        .map(|(a, b)| format!("{{[[{a}]],[[{b}]]}},"))
+        .collect();
+    let lua = format!(
+        "%{{lua: for _, p in ipairs({{{table}}}) do print(rpm.vercmp(p[1], p[2]) .. \" \") end}}"
+    );
+    let out = Command::new("rpm")
+        .args(["--eval", &lua])
+        .output()
+        .expect("rpm is installed (tests/run.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<i32> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(answers.len(), pairs.len());
+    let mut disagreements = Vec::new();
+    let mut seen = BTreeSet::new();
+    for ((a, b), want) in pairs.iter().zip(&answers) {
+        seen.insert(*want);
+        let got = ec2_harden::packages::rpmversion::rpmvercmp(a, b) as i32;
+        if got != *want {
+            disagreements.push(format!("{a} vs {b}: rpm {want}, ours {got}"));
+        }
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+    assert_eq!(seen.len(), 3, "the generated pairs cover <, = and >");
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn rpm_root_built_with_real_tools_agrees_with_dnf_updateinfo() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    // tiny packages built with rpmbuild: older ones installed, newer ones in a repository
+    let build = |name: &str, epoch: Option<u32>, version: &str, release: &str, dir: &str| {
+        let spec = w.join(format!("{name}-{version}-{release}.spec"));
+        let epoch = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
+        std::fs::write(
+            &spec,
+            format!(
+                "Name: {name}\n{epoch}Version: {version}\nRelease: {release}\nSummary: t\nLicense: MIT\n\
+                 BuildArch: noarch\n%description\nt\n%files\n"
+            ),
+        )
+        .unwrap();
+        run_ok(
+            Command::new("rpmbuild")
+                .args(["-bb", "--define"])
+                .arg(format!("_topdir {}", w.join("build").display()))
+                .arg("--define")
+                .arg(format!("_rpmdir {}", w.join(dir).display()))
+                .arg(&spec),
+        );
+    };
+    for (name, epoch, old, new) in [
+        ("foo", None, "1.0-1", "1.0-2"),
+        ("bar", None, "2.0-1", "2.0-1"),
+        ("baz", Some(1), "1.0-1", "1.1-1"),
+        ("qux", None, "1.0~rc1-1", "1.0-1"),
+    ] {
+        for (evr, dir) in [(old, "old"), (new, "new")] {
+            let (version, release) = evr.split_once('-').unwrap();
+            build(name, epoch, version, release, dir);
+        }
+    }
+    let rpm = |args: &[&str]| {
+        let mut c = Command::new("rpm");
+        c.arg("--root")
+            .arg(&root)
+            .args(["--dbpath", "/var/lib/rpm"])
+            .args(args);
+        c
+    };
+    std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
+    run_ok(&mut rpm(&["--initdb"]));
+    let olds: Vec<PathBuf> = std::fs::read_dir(w.join("old/noarch"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    run_ok(rpm(&["-i", "--nodeps", "--justdb"]).args(&olds));
+
+    // the repository, with a security advisory added the way distributions add theirs
+    let repo = w.join("new");
+    run_ok(Command::new("createrepo_c").arg("-q").arg(&repo));
+    let updateinfo = w.join("updateinfo.xml");
+    std::fs::write(
+        &updateinfo,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<updates>
+  <update from="t" status="final" type="security" version="2.0">
+    <id>TEST-2026-001</id><title>foo</title><issued date="2026-11-01 00:00:00"/><severity>Important</severity>
+    <references><reference href="https://example/CVE-2026-0001" id="CVE-2026-0001" title="CVE-2026-0001" type="cve"/></references>
+    <pkglist><collection short="t"><name>t</name>
+      <package arch="noarch" epoch="0" name="foo" release="2" version="1.0"><filename>foo-1.0-2.noarch.rpm</filename></package>
+    </collection></pkglist>
+  </update>
+  <update from="t" status="final" type="bugfix" version="2.0">
+    <id>TEST-2026-002</id><title>baz</title><issued date="2026-11-01 00:00:00"/><severity>None</severity>
+    <pkglist><collection short="t"><name>t</name>
+      <package arch="noarch" epoch="1" name="baz" release="1" version="1.1"><filename>baz-1.1-1.noarch.rpm</filename></package>
+    </collection></pkglist>
+  </update>
+  <update from="t" status="final" type="security" version="2.0">
+    <id>TEST-2026-003</id><title>qux</title><issued date="2026-11-02 00:00:00"/><severity>Low</severity>
+    <references><reference href="https://example/CVE-2026-0003" id="CVE-2026-0003" title="CVE-2026-0003" type="cve"/></references>
+    <pkglist><collection short="t"><name>t</name>
+      <package arch="noarch" epoch="0" name="qux" release="1" version="1.0"><filename>qux-1.0-1.noarch.rpm</filename></package>
+      <package arch="noarch" epoch="0" name="bar" release="1" version="2.0"><filename>bar-2.0-1.noarch.rpm</filename></package>
+    </collection></pkglist>
+  </update>
+</updates>
+"#,
+    )
+    .unwrap();
+    run_ok(
+        Command::new("modifyrepo_c")
+            .arg("--mdtype=updateinfo")
+            .arg(&updateinfo)
+            .arg(repo.join("repodata")),
+    );
+
+    // dnf lays its cache out in the root itself; Debian's rpm keeps its database in ~/.rpmdb,
+    // so point that (relative, inside the root) at the standard /var/lib/rpm
+    std::fs::create_dir_all(root.join("etc/yum.repos.d")).unwrap();
+    std::fs::create_dir_all(root.join("root")).unwrap();
+    std::os::unix::fs::symlink("../var/lib/rpm", root.join("root/.rpmdb")).unwrap();
+    std::fs::write(
+        root.join("etc/yum.repos.d/t.repo"),
+        format!(
+            "[t]\nname=t\nbaseurl=file://{}\ngpgcheck=0\nenabled=1\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "ID=\"amzn\"\nVERSION_ID=\"2023\"\n",
+    )
+    .unwrap();
+    let dnf = |args: &[&str]| {
+        let mut c = Command::new("dnf");
+        c.arg("--installroot")
+            .arg(&root)
+            .args(["--releasever", "2023", "-q"])
+            .arg(format!(
+                "--setopt=reposdir={}",
+                root.join("etc/yum.repos.d").display()
+            ))
+            .args(args);
+        c
+    };
+    run_ok(&mut dnf(&["makecache"]));
+    let listed = run_ok(&mut dnf(&["-C", "updateinfo", "list", "--security"]));
+    // TEST-2026-001 Important/Sec. foo-1.0-2.noarch
+    let oracle: BTreeSet<String> = listed
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 3).then(|| {
+                let severity = w[1].split('/').next().unwrap().to_lowercase();
+                format!("{} {severity} {}", w[0], w[2])
+            })
+        })
+        .collect();
+    assert_eq!(oracle.len(), 2, "{listed}");
+
+    let (code, report, stderr) = check_json(&root, &["--only", "patch", "--stage", "bake"]);
+    let r = result(&report, "patch-security-updates");
+    assert_eq!(r["status"], "fail", "{stderr}\n{r}");
+    // foo:noarch 1.0-1 -> 1.0-2 from t, TEST-2026-001 (important, CVE-2026-0001)
+    let ours: BTreeSet<String> = r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let m = e["message"].as_str().unwrap();
+            let (pkg, rest) = m.split_once(' ').unwrap();
+            let (name, arch) = pkg.split_once(':').unwrap();
+            let fixed = rest
+                .split(" -> ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap();
+            let (_, adv) = m.split_once(", ").unwrap();
+            let (id, notes) = adv.split_once(" (").unwrap();
+            let severity = notes.split(',').next().unwrap();
+            format!("{id} {severity} {name}-{fixed}.{arch}")
+        })
+        .collect();
+    assert_eq!(ours, oracle);
+    assert_eq!(code, 1);
+    assert_eq!(result(&report, "patch-metadata-fresh")["status"], "pass");
+}

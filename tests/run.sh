@@ -29,9 +29,17 @@ apt_needed=()
 command -v cc >/dev/null 2>&1 || apt_needed+=(gcc libc6-dev)
 # a real Debian root for tests/debootstrap.rs (cached under target/debootstrap after the first run)
 command -v debootstrap >/dev/null 2>&1 || apt_needed+=(debootstrap)
+# the patch family's oracles (tests/patch.rs): dpkg is there; rpm, rpmbuild, createrepo_c and dnf
+command -v rpmbuild >/dev/null 2>&1 || apt_needed+=(rpm)
+command -v createrepo_c >/dev/null 2>&1 || apt_needed+=(createrepo-c)
+command -v dnf >/dev/null 2>&1 || apt_needed+=(dnf)
 if [ "${#apt_needed[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"
+fi
+# tests/patch.rs compares the agent with apt over this host's own lists: there must be some
+if ! ls /var/lib/apt/lists/ 2>/dev/null | grep -q '_Packages'; then
+    apt-get update -qq
 fi
 
 # --- checks ----------------------------------------------------------------------------------
