@@ -872,6 +872,52 @@ fn rpm_advisories_from_a_real_sqlite_rpmdb_and_dnf_cache() {
         .unwrap()
         .ends_with(", 1 days ago"));
 
+    // a site layer that only counts critical advisories: the important one no longer fails
+    let site = root.path().join("site.toml");
+    std::fs::write(
+        &site,
+        "[baseline]\nname = \"site\"\nversion = \"1\"\n\n[[security_updates]]\n\
+         id = \"patch-security-updates\"\ntitle = \"t\"\nseverity = \"high\"\n\
+         rationale = \"r\"\nremediation = \"r\"\nmin_severity = \"critical\"\n",
+    )
+    .unwrap();
+    let (_, critical_only, stderr) = check_json(
+        root.path(),
+        &[
+            "--only",
+            "patch",
+            "--stage",
+            "bake",
+            "--baseline",
+            site.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        result(&critical_only, "patch-security-updates")["status"],
+        "pass",
+        "{stderr}"
+    );
+
+    // "unknown" can never be configured into a pass
+    let bad = root.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[baseline]\nname = \"bad\"\nversion = \"1\"\n\n[[package_metadata]]\n\
+         id = \"patch-metadata-fresh\"\ntitle = \"t\"\nseverity = \"high\"\n\
+         rationale = \"r\"\nremediation = \"r\"\nmissing = \"pass\"\nmax_age_days = 0\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = common::run(&["baseline", "validate", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(":11:11: error: `missing = \"pass\"` is not allowed here"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(":12:16: error: `max_age_days` must be 1 to 3650, found 0"),
+        "{stderr}"
+    );
+
     // a damaged row: reported with its row number next to the findings
     let conn = rusqlite::Connection::open(root.path().join("var/lib/rpm/rpmdb.sqlite")).unwrap();
     conn.execute(
