@@ -18,7 +18,7 @@ use crate::baseline::diag::Diagnostics;
 use crate::baseline::file::rule_params;
 use crate::baseline::layer::CompileCheck;
 use crate::context::Context;
-use crate::fim::{self, entry::hex, ChangeKind, FimError, VerifyReport};
+use crate::fim::{self, entry::hex, FimError, VerifyReport};
 use crate::rule::{Check, Evidence, Outcome, Severity};
 
 /// How many changes a `changes` rule lists as evidence; the rest are counted.
@@ -195,38 +195,9 @@ impl IntegrityCheck {
             .iter()
             .take(MAX_EVIDENCE)
             .map(|c| {
-                let ev = Evidence::new(c.kind.as_str()).path(c.display_path());
-                match c.kind {
-                    ChangeKind::Changed => ev.found(
-                        c.what
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    ),
-                    ChangeKind::Added | ChangeKind::Removed => {
-                        let e = c.new.as_ref().or(c.old.as_ref());
-                        match e {
-                            Some(e) => {
-                                let mut found = format!(
-                                    "{}, mode {:04o}, {}:{}",
-                                    e.kind.as_str(),
-                                    e.mode,
-                                    e.uid,
-                                    e.gid
-                                );
-                                if e.is_setid() {
-                                    found.push_str(", setuid/setgid");
-                                }
-                                if e.has_caps() {
-                                    found.push_str(", file capabilities");
-                                }
-                                ev.found(found)
-                            }
-                            None => ev,
-                        }
-                    }
-                }
+                Evidence::new(c.kind.as_str())
+                    .path(c.display_path())
+                    .found(c.detail())
             })
             .collect();
         if selected.len() > MAX_EVIDENCE {

@@ -113,6 +113,24 @@ impl Entry {
     pub fn has_caps(&self) -> bool {
         self.kind == Kind::File && self.caps.as_ref().is_some_and(|c| !c.is_empty())
     }
+
+    /// What the entry is, for reports: `file, mode 4755, 0:0, setuid/setgid`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}, mode {:04o}, {}:{}",
+            self.kind.as_str(),
+            self.mode,
+            self.uid,
+            self.gid
+        );
+        if self.is_setid() {
+            s.push_str(", setuid/setgid");
+        }
+        if self.has_caps() {
+            s.push_str(", file capabilities");
+        }
+        s
+    }
 }
 
 /// A path found by the walk, with its `lstat` metadata, before it is read.

@@ -204,6 +204,25 @@ impl Change {
     pub fn display_path(&self) -> String {
         display_bytes(&self.path)
     }
+
+    /// What changed (`mode 0644 -> 0666, content`) for a changed entry; what the entry is
+    /// (`file, mode 4755, 0:0, setuid/setgid`) for an added or removed one.
+    pub fn detail(&self) -> String {
+        match self.kind {
+            ChangeKind::Changed => self
+                .what
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            ChangeKind::Added | ChangeKind::Removed => self
+                .new
+                .as_ref()
+                .or(self.old.as_ref())
+                .map(Entry::summary)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// The result of [`verify`].
@@ -302,29 +321,13 @@ impl VerifyReport {
             body.push_str(&title);
             for c in changes {
                 let mut line = format!("  [{}] {}", c.severity, c.display_path());
-                match (c.kind, &c.new, &c.old) {
-                    (ChangeKind::Changed, _, _) => {
-                        let whats: Vec<String> = c.what.iter().map(ToString::to_string).collect();
-                        let _ = write!(line, ": {}", whats.join(", "));
+                match c.kind {
+                    ChangeKind::Changed => {
+                        let _ = write!(line, ": {}", c.detail());
                     }
-                    (_, Some(e), _) | (_, None, Some(e)) => {
-                        let _ = write!(
-                            line,
-                            " ({}, mode {:04o}, {}:{}",
-                            e.kind.as_str(),
-                            e.mode,
-                            e.uid,
-                            e.gid
-                        );
-                        if e.is_setid() {
-                            line.push_str(", setuid/setgid");
-                        }
-                        if e.has_caps() {
-                            line.push_str(", file capabilities");
-                        }
-                        line.push(')');
+                    ChangeKind::Added | ChangeKind::Removed => {
+                        let _ = write!(line, " ({})", c.detail());
                     }
-                    _ => {}
                 }
                 line.push('\n');
                 if body.len() + line.len() > budget {
