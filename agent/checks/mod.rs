@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod credentials;
 pub mod dropins;
 pub mod expect;
 pub mod file_content;
@@ -50,6 +51,7 @@ crate::baseline::file::declare_kinds! {
     package_metadata => patch::PackageMetadata, family = "patch";
     reboot_required => patch::RebootRequired, family = "patch";
     integrity => integrity::Integrity, family = "fim";
+    static_credentials => credentials::StaticCredentials, family = "credentials";
 }
 
 /// Families of the built-in (non-declarative) checks that later land as modules here.

@@ -93,7 +93,7 @@ pub struct UnitIndex {
     pub errors: Vec<String>,
 }
 
-const UNIT_DIRS: &[&str] = &[
+pub(crate) const UNIT_DIRS: &[&str] = &[
     "/etc/systemd/system",
     "/run/systemd/system",
     "/usr/local/lib/systemd/system",
