@@ -3,7 +3,7 @@
 //! 3 the agent itself failed). Reports go to stdout; logs go to stderr via `tracing`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -13,6 +13,7 @@ use ec2_harden::baseline::{embedded, Baseline, BaselineError, BaselineRef, Layer
 use ec2_harden::engine::{self, RunOptions};
 use ec2_harden::facts::HostFacts;
 use ec2_harden::fim;
+use ec2_harden::imds;
 use ec2_harden::report::{output, FailOn, Format};
 use ec2_harden::rule::{Stage, Status};
 use ec2_harden::sysroot::Sysroot;
@@ -344,6 +345,32 @@ fn open_root(root: &PathBuf) -> Result<Sysroot, Failure> {
     Sysroot::open(root).map_err(|e| Failure::config(anyhow::Error::new(e).context("--root")))
 }
 
+/// Ask IMDS, within its deadline, unless the run is `--offline` or audits an image (a `--root`
+/// other than `/`): IMDS describes the machine running the scan, not a mounted volume. A bad
+/// `AWS_EC2_METADATA_SERVICE_ENDPOINT[_MODE]` is a configuration error.
+fn imds_facts(sysroot: &Sysroot, offline: bool) -> Result<imds::ImdsFacts, Failure> {
+    let default = imds::ImdsSettings::default().endpoint;
+    if offline {
+        return Ok(imds::ImdsFacts::not_asked(
+            &default,
+            imds::ImdsState::Skipped,
+            imds::facts::OFFLINE_REASON,
+        ));
+    }
+    let this_host = std::fs::canonicalize(sysroot.root()).is_ok_and(|p| p == Path::new("/"));
+    if !this_host {
+        return Ok(imds::ImdsFacts::not_asked(
+            &default,
+            imds::ImdsState::Skipped,
+            imds::facts::IMAGE_REASON,
+        ));
+    }
+    let settings = imds::ImdsSettings::from_env().map_err(Failure::config)?;
+    let facts = imds::gather(&settings);
+    tracing::debug!(endpoint = %facts.endpoint, state = ?facts.state, ms = facts.elapsed_ms, "imds asked");
+    Ok(facts)
+}
+
 fn check(args: CheckArgs) -> CliResult {
     if args.report.is_some() {
         return Err(Failure::config(anyhow::anyhow!(
@@ -358,8 +385,8 @@ fn check(args: CheckArgs) -> CliResult {
         .map_err(|e| Failure::config(anyhow::Error::new(e).context("--fim-expect-digest")))?;
     let start = Instant::now();
     let sysroot = open_root(&args.root)?;
-    let facts = HostFacts::gather(&sysroot);
-    let facts_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let mut facts = HostFacts::gather(&sysroot);
+    let mut facts_ms = start.elapsed().as_secs_f64() * 1000.0;
     tracing::debug!(root = %sysroot.root().display(), os = %facts.os.id, version = %facts.os.version_id, live = facts.live, "host facts gathered");
 
     let t = Instant::now();
@@ -400,6 +427,11 @@ fn check(args: CheckArgs) -> CliResult {
             ..fim::FimSettings::default()
         },
     };
+    if engine::needs_imds(&baseline, &opts) {
+        let t = Instant::now();
+        facts.imds = Some(imds_facts(&sysroot, args.offline)?);
+        facts_ms += t.elapsed().as_secs_f64() * 1000.0;
+    }
     let report = engine::run(&baseline, &sysroot, facts, facts_ms, baseline_ms, &opts);
     for r in report
         .results

@@ -45,6 +45,22 @@ pub fn families(baseline: &Baseline) -> BTreeSet<String> {
         .collect()
 }
 
+/// The rules a run evaluates: those for its stage, in the `--only` families, not `--skip`ped.
+pub fn select<'b>(baseline: &'b Baseline, opts: &RunOptions) -> Vec<&'b Rule> {
+    baseline
+        .rules
+        .iter()
+        .filter(|r| r.meta.applies_to(opts.stage))
+        .filter(|r| opts.only.is_empty() || opts.only.contains(&r.meta.family))
+        .filter(|r| !opts.skip.contains(&r.meta.family))
+        .collect()
+}
+
+/// Whether a selected rule reads the IMDS facts, so that IMDS must be asked before the run.
+pub fn needs_imds(baseline: &Baseline, opts: &RunOptions) -> bool {
+    select(baseline, opts).iter().any(|r| r.check.uses_imds())
+}
+
 /// Run the baseline over the sysroot. `baseline_ms` is the time spent loading the baseline, for the
 /// report's timings.
 pub fn run(
@@ -65,13 +81,7 @@ pub fn run(
         baseline: Some(baseline.name.clone()),
         ..opts.fim.clone()
     };
-    let selected: Vec<&Rule> = baseline
-        .rules
-        .iter()
-        .filter(|r| r.meta.applies_to(opts.stage))
-        .filter(|r| opts.only.is_empty() || opts.only.contains(&r.meta.family))
-        .filter(|r| !opts.skip.contains(&r.meta.family))
-        .collect();
+    let selected = select(baseline, opts);
     let mut results: Vec<RuleResult> = selected
         .par_iter()
         .map(|rule| evaluate(rule, &cx))

@@ -10,6 +10,8 @@ pub mod context;
 pub mod engine;
 pub mod facts;
 pub mod fim;
+pub mod imds;
+pub mod netfilter;
 pub mod packages;
 pub mod report;
 pub mod rule;

@@ -292,6 +292,11 @@ impl fmt::Display for Status {
 /// A compiled check: the typed, validated parameters of one rule and how to evaluate them.
 pub trait Check: Send + Sync + fmt::Debug {
     fn evaluate(&self, cx: &Context<'_>) -> Outcome;
+    /// True when the check reads `cx.facts.imds`: the instance metadata service is then queried
+    /// once before the run (see [`crate::imds`]); when no selected rule needs it, it is not asked.
+    fn uses_imds(&self) -> bool {
+        false
+    }
 }
 
 /// A rule ready to run: metadata plus its compiled check.

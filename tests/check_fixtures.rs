@@ -166,6 +166,15 @@ fn hardened_debian_12_passes_every_rule() {
             "cron-allow-permissions",
             "grub-cfg-permissions",
             "grub2-cfg-permissions",
+            // IMDS describes the machine running the scan, not an image root
+            "imds-account-allowed",
+            "imds-endpoint-reachable",
+            "imds-instance-profile-attached",
+            "imds-region-allowed",
+            "imds-required-tags",
+            "imds-role-allowed",
+            "imds-role-credentials-valid",
+            "imds-v2-required",
             "mount-home-nodev",
             "mount-var-tmp-options",
             // this tree carries no package database (tests/patch.rs covers the patch family)

@@ -16,6 +16,7 @@ pub mod expect;
 pub mod file_content;
 pub mod file_permissions;
 pub mod file_presence;
+pub mod imds;
 pub mod integrity;
 pub mod kernel_module;
 pub mod mount;
@@ -51,6 +52,7 @@ crate::baseline::file::declare_kinds! {
     package_metadata => patch::PackageMetadata, family = "patch";
     reboot_required => patch::RebootRequired, family = "patch";
     integrity => integrity::Integrity, family = "fim";
+    imds => imds::Imds, family = "imds";
     static_credentials => credentials::StaticCredentials, family = "credentials";
 }
 

@@ -1,7 +1,8 @@
 //! Host facts, gathered once before any check runs and carried in the report: which OS the sysroot
 //! holds (from its `/etc/os-release`), its hostname, the running kernel when the sysroot is live, and
-//! the scanner's architecture. Later families add their own live probes here (IMDS, nftables ruleset,
-//! packages, block devices) so that checks never probe the host twice.
+//! the scanner's architecture. Live probes land here too, so that checks never probe the host twice:
+//! the instance metadata service's answers ([`crate::imds`], `imds`), and later the nftables
+//! ruleset and block devices.
 
 pub mod accounts;
 pub mod os_release;
@@ -28,6 +29,10 @@ pub struct HostFacts {
     /// Facts that could not be read, each with its cause; never fatal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What the instance metadata service said, when a selected rule needed it (gathered by
+    /// [`crate::imds::gather`] before the checks, within its deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imds: Option<crate::imds::ImdsFacts>,
 }
 
 impl HostFacts {
@@ -68,6 +73,7 @@ impl HostFacts {
             kernel,
             arch: std::env::consts::ARCH.to_string(),
             notes,
+            imds: None,
         }
     }
 }

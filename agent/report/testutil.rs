@@ -29,6 +29,7 @@ fn host() -> HostFacts {
         kernel: Some("6.1.112-122.189.amzn2023.x86_64".to_string()),
         arch: "x86_64".to_string(),
         notes: Vec::new(),
+        imds: None,
     }
 }
 

@@ -119,6 +119,9 @@ fn header(report: &Report) -> String {
         let _ = write!(out, ", skipping {}", field(&skip, FIELD_CHARS));
     }
     out.push('\n');
+    if let Some(imds) = &host.imds {
+        let _ = writeln!(out, "{}", field(&imds.summary(), WARNING_CHARS));
+    }
     for warning in report.warnings.iter().take(WARNINGS_SHOWN) {
         let _ = writeln!(out, "warning: {}", field(warning, WARNING_CHARS));
     }

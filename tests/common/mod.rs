@@ -157,6 +157,11 @@ pub fn apply(root: &Path, ops: &str) {
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ec2-harden"));
     cmd.env_remove("EC2_HARDEN_LOG");
+    // Never reach a real instance metadata service from the tests: tests/imds.rs points the
+    // binary at its emulator explicitly.
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .env_remove("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
     cmd
 }
 
