@@ -287,9 +287,15 @@ fn baseline_list_show_explain() {
         "ubuntu-22.04",
         "ubuntu-24.04",
         "rhel-9",
+        "amazon-linux-2",
         "amazon-linux-2023",
     ] {
-        assert!(stdout.lines().any(|l| l.starts_with(name)), "{stdout}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(name)),
+            "{stdout}"
+        );
     }
     let (code, stdout, _) = run(&["baseline", "show", "debian-12"]);
     assert_eq!(code, 0);

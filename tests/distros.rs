@@ -482,3 +482,251 @@ fn rhel_9_is_selected_for_point_releases_and_rebuilds() {
         assert_eq!(report["baseline"]["name"], want, "{os_release}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Amazon Linux 2 (VERSION_ID "2": must not collide with Amazon Linux 2023's "2023")
+
+const AMAZON_LINUX_2: Distro = Distro {
+    name: "amazon-linux-2",
+    baseline: "amazon-linux-2",
+    os_id: "amzn",
+    extra_families: &["packages"],
+    // What a stock AL2 AMI fails: OpenSSH 7.4's defaults (root login, group14-sha1, SHA-1 MACs),
+    // authconfig PAM without faillock and with nullok, libpwquality 1.2.3 defaults, `-a never,task`
+    // in the audit rules and no watches, SELinux disabled, rpcbind listening, no firewall, 5.10
+    // kernel defaults (unprivileged BPF, no protected_fifos/regular from systemd 219), the AMI's
+    // update-motd banner. It passes what AL2 already does right: chrony on 169.254.169.123,
+    // gpgcheck, UMASK 077 in login.defs, rp_filter from systemd's 50-default.conf.
+    default_fails: &[
+        "audit-rules-immutable",
+        "audit-syscall-auditing-not-disabled",
+        "audit-watch-btmp",
+        "audit-watch-faillock",
+        "audit-watch-group",
+        "audit-watch-gshadow",
+        "audit-watch-hostname",
+        "audit-watch-hosts",
+        "audit-watch-issue",
+        "audit-watch-issue-net",
+        "audit-watch-lastlog",
+        "audit-watch-localtime",
+        "audit-watch-opasswd",
+        "audit-watch-passwd",
+        "audit-watch-shadow",
+        "audit-watch-sudo-log",
+        "audit-watch-sudoers",
+        "audit-watch-sudoers-d",
+        "audit-watch-utmp",
+        "audit-watch-wtmp",
+        "auditd-keep-logs",
+        "banner-issue-net-no-os-leak",
+        "banner-issue-no-os-leak",
+        "banner-motd-no-os-leak",
+        "cron-directories-permissions",
+        "crontab-permissions",
+        "faillock-unlock-time",
+        "kmod-cramfs-disabled",
+        "kmod-dccp-disabled",
+        "kmod-freevxfs-disabled",
+        "kmod-hfs-disabled",
+        "kmod-hfsplus-disabled",
+        "kmod-rds-disabled",
+        "kmod-sctp-disabled",
+        "kmod-squashfs-disabled",
+        "kmod-tipc-disabled",
+        "kmod-udf-disabled",
+        "kmod-usb-storage-disabled",
+        "login-defs-pass-max-days",
+        "login-defs-pass-min-days",
+        "mount-dev-shm-options",
+        "mount-tmp-separate",
+        "pam-faillock-enabled",
+        "pam-faillock-password-auth",
+        "pam-unix-no-nullok",
+        "pwquality-enforce-for-root",
+        "pwquality-maxrepeat",
+        "pwquality-minclass",
+        "pwquality-minlen",
+        "rsyslog-file-create-mode",
+        "selinux-enforcing",
+        "selinux-not-disabled",
+        "service-host-firewall-enabled",
+        "service-rpcbind-disabled",
+        "shell-umask-not-weak",
+        "ssh-allow-tcp-forwarding-no",
+        "ssh-banner-set",
+        "ssh-client-alive-interval",
+        "ssh-gssapi-authentication-no",
+        "ssh-kex-strong",
+        "ssh-login-grace-time",
+        "ssh-macs-strong",
+        "ssh-max-auth-tries",
+        "ssh-max-startups",
+        "ssh-permit-root-login-no",
+        "ssh-x11-forwarding-no",
+        "su-restricted",
+        "sudo-logfile",
+        "sudo-use-pty",
+        "sysctl-accept-redirects-default-off",
+        "sysctl-accept-redirects-off",
+        "sysctl-bpf-jit-harden",
+        "sysctl-dmesg-restrict",
+        "sysctl-ipv6-accept-ra-all-off",
+        "sysctl-ipv6-accept-ra-default-off",
+        "sysctl-ipv6-accept-redirects-all-off",
+        "sysctl-ipv6-accept-redirects-default-off",
+        "sysctl-kexec-load-disabled",
+        "sysctl-kptr-restrict",
+        "sysctl-log-martians-all",
+        "sysctl-log-martians-default",
+        "sysctl-protected-fifos",
+        "sysctl-protected-regular",
+        "sysctl-ptrace-scope",
+        "sysctl-secure-redirects-all-off",
+        "sysctl-secure-redirects-default-off",
+        "sysctl-send-redirects-default-off",
+        "sysctl-send-redirects-off",
+        "sysctl-unprivileged-bpf-disabled",
+        "useradd-inactive",
+    ],
+    // no drop-in directory in AL2's sshd: the drop-in permission rule has nothing to judge
+    hardened_not_applicable: &[
+        "at-allow-permissions",
+        "cron-allow-permissions",
+        "grub-cfg-permissions",
+        "grub2-cfg-permissions",
+        "mount-home-nodev",
+        "mount-var-tmp-options",
+        "ssh-host-private-key-permissions",
+        "ssh-host-public-key-permissions",
+        "sshd-config-dropins-permissions",
+    ],
+    faults: &[
+        ("chmod 0644 /etc/shadow", "etc-shadow-permissions"),
+        // no shadow group on AL2: Debian's 0640 is a fault here
+        ("chmod 0640 /etc/gshadow", "etc-gshadow-permissions"),
+        ("write /etc/yum.repos.d/epel.repo [epel]\\nname=Extra Packages for Enterprise Linux 7\\nbaseurl=https://example.com/epel/7/$basearch\\ngpgcheck=0\\n", "package-repo-gpgcheck-not-disabled"),
+        ("write /etc/yum.conf [main]\\ncachedir=/var/cache/yum/$basearch/$releasever\\ngpgcheck=0\\n", "package-gpgcheck-enabled"),
+        ("write /etc/selinux/config SELINUX=disabled\\nSELINUXTYPE=targeted\\n", "selinux-enforcing\nselinux-not-disabled"),
+        // settings moved to a .d file that libpwquality 1.2.3 never reads
+        ("write /etc/security/pwquality.conf # settings moved to pwquality.conf.d\\n\nwrite /etc/security/pwquality.conf.d/60-hardening.conf minlen = 14\\nminclass = 4\\nmaxrepeat = 3\\n", "pwquality-maxrepeat\npwquality-minclass\npwquality-minlen"),
+        // authconfig --update regenerates password-auth-ac: faillock gone, nullok back (sshd's stack)
+        ("write /etc/pam.d/password-auth-ac auth required pam_env.so\\nauth sufficient pam_unix.so try_first_pass nullok\\nauth required pam_deny.so\\npassword requisite pam_pwquality.so try_first_pass local_users_only retry=3 authtok_type=\\npassword sufficient pam_unix.so try_first_pass use_authtok nullok sha512 shadow\\n", "pam-faillock-password-auth\npam-unix-no-nullok"),
+        // the preauth line without unlock_time judges the tally with the module's 600 s
+        ("write /etc/pam.d/system-auth-ac auth required pam_env.so\\nauth required pam_faillock.so preauth silent audit deny=5\\nauth sufficient pam_unix.so try_first_pass\\nauth [default=die] pam_faillock.so authfail audit deny=5 unlock_time=900\\nauth required pam_deny.so\\npassword requisite pam_pwquality.so try_first_pass retry=3 enforce_for_root\\npassword sufficient pam_unix.so try_first_pass use_authtok sha512 shadow\\n", "faillock-unlock-time"),
+        ("write /etc/pam.d/system-auth-ac auth required pam_faillock.so preauth silent deny=10 unlock_time=900\\nauth sufficient pam_unix.so try_first_pass\\nauth [default=die] pam_faillock.so authfail deny=10 unlock_time=900\\npassword requisite pam_pwquality.so retry=3 enforce_for_root\\npassword sufficient pam_unix.so use_authtok sha512 shadow\\n", "faillock-deny"),
+        // a site rules file bringing back AL2's stock line: every watch goes silent
+        ("write /etc/audit/rules.d/10-base.rules -a never,task\\n", "audit-syscall-auditing-not-disabled"),
+        ("write /etc/sysctl.d/99-zz-bpf.conf kernel.unprivileged_bpf_disabled = 0\\n", "sysctl-unprivileged-bpf-disabled"),
+        ("symlink /usr/lib/systemd/system/rpcbind.socket /etc/systemd/system/sockets.target.wants/rpcbind.socket", "service-rpcbind-disabled"),
+    ],
+};
+
+#[test]
+fn amazon_linux_2_stock_image_fails_exactly_the_expected_rules() {
+    stock_image_fails_exactly(&AMAZON_LINUX_2);
+    let root = fixture("amazon-linux-2-default");
+    let (_, report, _) = check_json(root.path(), &["--only", "ssh,logging"]);
+    // KexAlgorithms is unset: OpenSSH 7.4's own list, which still offers group14-sha1, is judged
+    let kex = &result(&report, "ssh-kex-strong")["evidence"][0];
+    assert!(
+        kex["found"]
+            .as_str()
+            .is_some_and(|f| f.ends_with(",diffie-hellman-group14-sha1")),
+        "{kex}"
+    );
+    let root_login = &result(&report, "ssh-permit-root-login-no")["evidence"][0];
+    assert_eq!(
+        root_login["found"], "yes",
+        "7.4's compiled-in default: {root_login}"
+    );
+    // the stock rules file's own line is the evidence
+    let audit = &result(&report, "audit-syscall-auditing-not-disabled")["evidence"][0];
+    assert_eq!(
+        (audit["path"].as_str(), audit["found"].as_str()),
+        (
+            Some("/etc/audit/rules.d/audit.rules"),
+            Some("-a never,task")
+        ),
+        "{audit}"
+    );
+}
+
+#[test]
+fn amazon_linux_2_hardened_image_passes() {
+    hardened_image_passes(&AMAZON_LINUX_2);
+}
+
+#[test]
+fn amazon_linux_2_seeded_faults_are_caught() {
+    seeded_faults_are_caught(&AMAZON_LINUX_2);
+}
+
+/// AL2's sshd reads one file and keeps the first value of each keyword: faults are edits of
+/// `/etc/ssh/sshd_config` itself. Removing a hardening line falls back to OpenSSH 7.4's default,
+/// which is weak for root login, MACs and key exchange.
+#[test]
+fn amazon_linux_2_sshd_config_edits_are_caught() {
+    for (from, to, want) in [
+        (
+            "MACs hmac-sha2-512-etm@openssh.com,",
+            "MACs hmac-sha1,hmac-sha2-512-etm@openssh.com,",
+            "ssh-macs-strong",
+        ),
+        (
+            "PermitRootLogin no\n",
+            "PermitRootLogin yes\n",
+            "ssh-permit-root-login-no",
+        ),
+        ("PermitRootLogin no\n", "", "ssh-permit-root-login-no"),
+        (
+            "MACs hmac-sha2-512-etm@openssh.com,",
+            "#MACs hmac-sha2-512-etm@openssh.com,",
+            "ssh-macs-strong",
+        ),
+        ("KexAlgorithms ", "#KexAlgorithms ", "ssh-kex-strong"),
+        (
+            "Ciphers chacha20",
+            "Ciphers aes128-cbc,chacha20",
+            "ssh-ciphers-strong",
+        ),
+    ] {
+        let root = fixture("amazon-linux-2-hardened");
+        let path = root.path().join("etc/ssh/sshd_config");
+        let text = std::fs::read_to_string(&path).expect("sshd_config");
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "`{from}` once in the fixture"
+        );
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write sshd_config");
+        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+        assert_eq!(
+            ids_with(&report, "fail"),
+            vec![want.to_string()],
+            "`{from}` -> `{to}`"
+        );
+    }
+}
+
+/// "2" is Amazon Linux 2 only: Amazon Linux 2023 keeps its layer, other versions of amzn (the
+/// 2018.03 Amazon Linux AMI) get the common baseline.
+#[test]
+fn amazon_linux_2_is_selected_only_for_version_2() {
+    for (version_id, want) in [
+        ("2", "amazon-linux-2"),
+        ("2023", "amazon-linux-2023"),
+        ("2018.03", "common"),
+        ("20", "common"),
+    ] {
+        let root = fixture("amazon-linux-2-default");
+        apply(
+            root.path(),
+            &format!(
+                "rm /usr/lib/os-release\nwrite /usr/lib/os-release NAME=\"Amazon Linux\"\\nID=\"amzn\"\\nID_LIKE=\"centos rhel fedora\"\\nVERSION_ID=\"{version_id}\"\\n"
+            ),
+        );
+        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+        assert_eq!(report["baseline"]["name"], want, "VERSION_ID={version_id}");
+    }
+}

@@ -21,6 +21,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("rhel-9", include_str!("../../baseline/rhel-9.toml")),
     (
+        "amazon-linux-2",
+        include_str!("../../baseline/amazon-linux-2.toml"),
+    ),
+    (
         "amazon-linux-2023",
         include_str!("../../baseline/amazon-linux-2023.toml"),
     ),

@@ -370,6 +370,11 @@ mod tests {
             embedded::select(&os("amzn", "2023")).unwrap().name,
             "amazon-linux-2023"
         );
+        // "2" is Amazon Linux 2 only: no prefix match against 2023 (or 2023 against 2)
+        assert_eq!(
+            embedded::select(&os("amzn", "2")).unwrap().name,
+            "amazon-linux-2"
+        );
         assert_eq!(
             embedded::select(&os("debian", "13")).unwrap().name,
             "common"
