@@ -11,6 +11,7 @@ pub mod engine;
 pub mod facts;
 pub mod fim;
 pub mod imds;
+pub mod netfilter;
 pub mod packages;
 pub mod report;
 pub mod rule;
