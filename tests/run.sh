@@ -33,9 +33,25 @@ command -v debootstrap >/dev/null 2>&1 || apt_needed+=(debootstrap)
 command -v rpmbuild >/dev/null 2>&1 || apt_needed+=(rpm)
 command -v createrepo_c >/dev/null 2>&1 || apt_needed+=(createrepo-c)
 command -v dnf >/dev/null 2>&1 || apt_needed+=(dnf)
+# the integrations (tests/integrations.rs): Packer 1.6.6 and sshd for its null-source build,
+# cloud-init's schema, systemd-analyze, and a Python venv (below) for the AWS CLI, moto, cfn-lint
+command -v packer >/dev/null 2>&1 || apt_needed+=(packer)
+command -v cloud-init >/dev/null 2>&1 || apt_needed+=(cloud-init)
+[ -x /usr/sbin/sshd ] || apt_needed+=(openssh-server)
+command -v sudo >/dev/null 2>&1 || apt_needed+=(sudo)
+command -v systemd-analyze >/dev/null 2>&1 || apt_needed+=(systemd)
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || apt_needed+=(python3-venv)
 if [ "${#apt_needed[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"
+fi
+# Python tools for tests/integrations.rs in a venv cached under target/ (rebuilt when this list changes)
+venv_packages=(awscli "moto[server]" pyyaml cfn-lint)
+if [ "$(cat target/venv/.packages 2>/dev/null)" != "${venv_packages[*]}" ]; then
+    rm -rf target/venv
+    /usr/bin/python3 -m venv target/venv
+    target/venv/bin/pip install -q --disable-pip-version-check "${venv_packages[@]}"
+    echo "${venv_packages[*]}" > target/venv/.packages
 fi
 # tests/patch.rs compares the agent with apt over this host's own lists: there must be some
 if ! ls /var/lib/apt/lists/ 2>/dev/null | grep -q '_Packages'; then
