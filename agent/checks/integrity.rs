@@ -8,7 +8,8 @@
 //! under `/srv` low.
 //!
 //! All rules of a run share one seal and one verify (through the run cache): the tree is walked
-//! and hashed once, however many rules read the result.
+//! and hashed once, however many rules read the result, on a pool of its own
+//! ([`fim::isolated`]: hashing on the pool the rules run on could deadlock them).
 
 use std::sync::Arc;
 
@@ -86,27 +87,31 @@ struct Verified(Result<VerifyReport, FimError>);
 
 fn seal(cx: &Context<'_>) -> Arc<Sealed> {
     cx.cache.get(|| {
-        Sealed(fim::init(
-            cx.sysroot,
-            &fim::InitOptions {
-                manifest: cx.fim.manifest.as_deref(),
-                baseline: cx.fim.baseline.as_deref(),
-                policy: &cx.fim.policy,
-            },
-        ))
+        Sealed(fim::isolated(|| {
+            fim::init(
+                cx.sysroot,
+                &fim::InitOptions {
+                    manifest: cx.fim.manifest.as_deref(),
+                    baseline: cx.fim.baseline.as_deref(),
+                    policy: &cx.fim.policy,
+                },
+            )
+        }))
     })
 }
 
 fn verified(cx: &Context<'_>) -> Arc<Verified> {
     cx.cache.get(|| {
-        Verified(fim::verify(
-            cx.sysroot,
-            &fim::VerifyOptions {
-                manifest: cx.fim.manifest.as_deref(),
-                expect_digest: cx.fim.expect_digest,
-                policy: None,
-            },
-        ))
+        Verified(fim::isolated(|| {
+            fim::verify(
+                cx.sysroot,
+                &fim::VerifyOptions {
+                    manifest: cx.fim.manifest.as_deref(),
+                    expect_digest: cx.fim.expect_digest,
+                    policy: None,
+                },
+            )
+        }))
     })
 }
 

@@ -161,6 +161,36 @@ pub(crate) fn par_map_ordered<T: Sync, R: Send>(
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Runs `f` (an [`init`] or [`verify`]) on a rayon pool of its own, driven from a plain thread,
+/// and waits for it.
+///
+/// For callers that are themselves rayon tasks and share the result through a once-cell (the
+/// `fim` rules inside `check`, which run in parallel on the global pool). Hashing in the global
+/// pool from such a task could deadlock: while the task waits for a hashing job another worker
+/// took, rayon lets its thread pick up other pending tasks, one of which may be a rule waiting
+/// on the same once-cell, which the blocked thread itself is filling. A separate pool's workers
+/// never run the caller's tasks, and the calling thread only blocks on a thread join.
+pub fn isolated<T: Send>(f: impl FnOnce() -> Result<T, FimError> + Send) -> Result<T, FimError> {
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            match rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("ec2-harden-fim-{i}"))
+                .build()
+            {
+                Ok(pool) => pool.install(f),
+                Err(e) => Err(FimError::io(
+                    "starting the hashing threads for",
+                    Path::new("the manifest"),
+                    io::Error::other(e),
+                )),
+            }
+        });
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Parses a digest given as `HEX` or `sha256:HEX`.
 pub fn parse_digest(text: &str) -> Result<[u8; 32], FimError> {
     let hex = text.trim();
