@@ -77,6 +77,17 @@ pub enum Command {
     /// Deliver spooled SSM reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Internal: one active-probe connection, run by `check --active-probes` as another uid.
+    #[command(name = ec2_harden::probe::PROBE_SUBCOMMAND, hide = true)]
+    ProbeConnect(ProbeConnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeConnectArgs {
+    /// The address to connect to (`169.254.169.254:80`, `[fd00:ec2::254]:80`).
+    pub addr: std::net::SocketAddr,
+    #[arg(long, default_value = "1500")]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +122,10 @@ pub struct CheckArgs {
     /// No network probes (IMDS, SSM, package metadata refresh).
     #[arg(long)]
     pub offline: bool,
+    /// Prove what the firewall rules only suggest on this live host: connect to IMDS as root and
+    /// as an unprivileged uid (rule firewall-imds-probe; needs root).
+    #[arg(long, conflicts_with = "offline")]
+    pub active_probes: bool,
     /// The file-integrity manifest (a host path) that stage bake writes and boot/run verify;
     /// default /var/lib/ec2-harden/manifest inside --root.
     #[arg(long, value_name = "FILE")]
@@ -232,10 +247,46 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Fim(FimCommand::Verify(args)) => fim_verify(args),
         Command::Baseline(cmd) => baseline(cmd),
         Command::Explain(args) => explain(args),
+        Command::ProbeConnect(args) => probe_connect(args),
         Command::Report(ReportCommand::Flush) => Err(Failure::internal(anyhow::anyhow!(
             "SSM reporting (and its spool) is not available in this version yet: nothing can be flushed"
         ))),
     }
+}
+
+/// The child side of an active probe: one TCP connection attempt, reported as one JSON line.
+fn probe_connect(args: ProbeConnectArgs) -> CliResult {
+    let connect =
+        ec2_harden::probe::connect(args.addr, std::time::Duration::from_millis(args.timeout_ms));
+    let report = ec2_harden::probe::ProbeReport {
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        target: args.addr.to_string(),
+        connect,
+    };
+    let line = serde_json::to_string(&report).map_err(Failure::internal)?;
+    out(&format!("{line}\n"))?;
+    Ok(Exit::Clean)
+}
+
+/// The IMDS endpoint the firewall rules and probes use: the SDK variables when they are valid
+/// (a bad value is a configuration error only when probes will use it).
+fn probe_settings(active: bool) -> Result<ec2_harden::probe::ProbeSettings, Failure> {
+    let endpoint = match imds::ImdsSettings::from_env() {
+        Ok(s) => s.endpoint,
+        Err(e) if active => return Err(Failure::config(e)),
+        Err(_) => imds::ImdsSettings::default().endpoint,
+    };
+    let exe = if active {
+        Some(
+            std::env::current_exe()
+                .context("finding the agent's own executable for --active-probes")
+                .map_err(Failure::internal)?,
+        )
+    } else {
+        None
+    };
+    Ok(ec2_harden::probe::ProbeSettings::new(active, exe, endpoint))
 }
 
 /// Most of `fim verify`'s text output, like the text report (SSM shows 24,000 characters).
@@ -426,6 +477,7 @@ fn check(args: CheckArgs) -> CliResult {
             expect_digest,
             ..fim::FimSettings::default()
         },
+        probes: probe_settings(args.active_probes)?,
     };
     if engine::needs_imds(&baseline, &opts) {
         let t = Instant::now();

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::facts::HostFacts;
 use crate::fim::FimSettings;
+use crate::probe::ProbeSettings;
 use crate::rule::Stage;
 use crate::sysroot::Sysroot;
 
@@ -22,6 +23,8 @@ pub struct Context<'a> {
     pub cache: Cache,
     /// How the `fim` family seals and verifies (policy, manifest, pinned digest).
     pub fim: FimSettings,
+    /// Active probes (`--active-probes`) and the IMDS endpoint they and the firewall rules use.
+    pub probes: ProbeSettings,
 }
 
 impl<'a> Context<'a> {
@@ -37,6 +40,7 @@ impl<'a> Context<'a> {
             offline,
             cache: Cache::default(),
             fim: FimSettings::default(),
+            probes: ProbeSettings::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use crate::baseline::{Baseline, Waiver};
 use crate::context::Context;
 use crate::facts::HostFacts;
 use crate::fim::FimSettings;
+use crate::probe::ProbeSettings;
 use crate::report::{
     AgentInfo, AppliedWaiver, FailOn, Gate, Report, RuleResult, Timings, Totals,
     REPORT_SCHEMA_VERSION,
@@ -34,6 +35,8 @@ pub struct RunOptions {
     /// Manifest location and pinned digest for the `fim` family; its policy is replaced by the
     /// baseline's.
     pub fim: FimSettings,
+    /// `--active-probes`, the agent's executable and the IMDS endpoint (firewall family).
+    pub probes: ProbeSettings,
 }
 
 /// Every family the baseline's rules use, sorted (for `--only` validation and help).
@@ -81,6 +84,7 @@ pub fn run(
         baseline: Some(baseline.name.clone()),
         ..opts.fim.clone()
     };
+    cx.probes = opts.probes.clone();
     let selected = select(baseline, opts);
     let mut results: Vec<RuleResult> = selected
         .par_iter()

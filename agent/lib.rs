@@ -13,6 +13,7 @@ pub mod fim;
 pub mod imds;
 pub mod netfilter;
 pub mod packages;
+pub mod probe;
 pub mod report;
 pub mod rule;
 pub mod sysroot;

@@ -48,6 +48,10 @@ fn stock_debian_12_fails_exactly_the_expected_rules() {
             "faillock-unlock-time",
             // never sealed: no file-integrity manifest to verify against
             "fim-manifest-intact",
+            // no firewall loads at boot: IMDS is open to every user and input accepts everything
+            "firewall-imds-restricted",
+            "firewall-imds-restriction-persistent",
+            "firewall-input-default-deny",
             "journald-storage-persistent",
             "kmod-dccp-disabled",
             "kmod-rds-disabled",
@@ -164,6 +168,8 @@ fn hardened_debian_12_passes_every_rule() {
             // no instance role is known for a fixture tree (no cloud-init instance data)
             "credentials-no-long-term-keys-with-role",
             "cron-allow-permissions",
+            // the active IMDS probe runs only with --active-probes on a live host
+            "firewall-imds-probe",
             "grub-cfg-permissions",
             "grub2-cfg-permissions",
             // IMDS describes the machine running the scan, not an image root

@@ -118,6 +118,11 @@ fn harden(root: &Path) {
                 esc(&fixture_file("etc/audit/rules.d/60-hardening.rules"))
             ),
             "write /etc/audit/rules.d/99-finalize.rules -e 2\\n".into(),
+            // default-deny input and IMDS restricted to root, loaded by nftables.service (below)
+            format!(
+                "write /etc/nftables.conf {}",
+                esc(&fixture_file("etc/nftables.conf"))
+            ),
             format!(
                 "write /etc/audit/auditd.conf {}",
                 esc(&fixture_file("etc/audit/auditd.conf"))
@@ -212,6 +217,10 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         "cron-directories-permissions",
         "crontab-permissions",
         "faillock-unlock-time",
+        // the package's /etc/nftables.conf accepts everything and nftables.service is not enabled
+        "firewall-imds-restricted",
+        "firewall-imds-restriction-persistent",
+        "firewall-input-default-deny",
         "image-no-ssh-host-keys",
         "kmod-cramfs-disabled",
         "kmod-dccp-disabled",

@@ -125,12 +125,14 @@ fn seeded_faults_are_caught(d: &Distro) {
 
 /// Every rule the hardened Ubuntu images leave not applicable: no host keys in an image, no motd
 /// file (Ubuntu builds it with update-motd), no cron/at allow lists, no boot loader config in the
-/// tree, /var/tmp and /home not separate mounts.
+/// tree, /var/tmp and /home not separate mounts, no active probe.
 const UBUNTU_HARDENED_NA: &[&str] = &[
     "at-allow-permissions",
     "banner-motd-no-os-leak",
     "cron-allow-permissions",
     "etc-motd-permissions",
+    // the active IMDS probe runs only with --active-probes on a live host
+    "firewall-imds-probe",
     "grub-cfg-permissions",
     "grub2-cfg-permissions",
     "mount-home-nodev",
@@ -166,6 +168,9 @@ const UBUNTU_DEFAULT_FAILS: &[&str] = &[
     "cron-directories-permissions",
     "crontab-permissions",
     "faillock-unlock-time",
+    "firewall-imds-restricted",
+    "firewall-imds-restriction-persistent",
+    "firewall-input-default-deny",
     "kmod-cramfs-disabled",
     "kmod-dccp-disabled",
     "kmod-freevxfs-disabled",
@@ -239,7 +244,7 @@ const UBUNTU_2204: Distro = Distro {
         ("write /etc/ssh/sshd_config.d/50-cloud-init.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/50-cloud-init.conf", "ssh-permit-root-login-no"),
         // the cloud image's own drop-in re-enabling passwords, at the position it really has
         ("write /etc/ssh/sshd_config.d/60-cloudimg-settings.conf PasswordAuthentication yes\\n", "ssh-password-authentication-no"),
-        ("write /etc/ufw/ufw.conf ENABLED=no\\nLOGLEVEL=low\\n", "ufw-enabled"),
+        ("write /etc/ufw/ufw.conf ENABLED=no\\nLOGLEVEL=low\\n", "firewall-imds-restricted\nfirewall-imds-restriction-persistent\nfirewall-input-default-deny\nufw-enabled"),
         ("write /etc/pam.d/common-auth auth\\t[success=1 default=ignore]\\tpam_unix.so nullok\\nauth\\trequisite\\tpam_deny.so\\n", "pam-faillock-enabled\npam-unix-no-nullok"),
         ("chmod 0644 /etc/shadow", "etc-shadow-permissions"),
         // Ubuntu's kernel default for dmesg_restrict is 1: only an explicit 0 turns it off
@@ -356,6 +361,9 @@ const RHEL_9: Distro = Distro {
         "cron-directories-permissions",
         "crontab-permissions",
         "faillock-unlock-time",
+        "firewall-imds-restricted",
+        "firewall-imds-restriction-persistent",
+        "firewall-input-default-deny",
         "kmod-cramfs-disabled",
         "kmod-squashfs-disabled",
         "kmod-udf-disabled",
@@ -416,6 +424,7 @@ const RHEL_9: Distro = Distro {
     hardened_not_applicable: &[
         "at-allow-permissions",
         "cron-allow-permissions",
+        "firewall-imds-probe",
         "grub-cfg-permissions",
         "grub2-cfg-permissions",
         "journald-compress",
@@ -437,7 +446,7 @@ const RHEL_9: Distro = Distro {
         // hand-edited PAM: authselect's link replaced by a file that brings nullok back
         ("rm /etc/pam.d/system-auth\nwrite /etc/pam.d/system-auth auth sufficient pam_unix.so nullok\\nauth required pam_faillock.so authfail\\npassword requisite pam_pwquality.so\\npassword sufficient pam_unix.so sha512 shadow use_authtok\\n", "pam-authselect-managed\npam-unix-no-nullok"),
         ("rm /etc/sysctl.d/60-hardening.conf\nwrite /etc/sysctl.d/60-hardening.conf kernel.kptr_restrict = 1\\n", "sysctl-accept-redirects-default-off\nsysctl-accept-redirects-off\nsysctl-bpf-jit-harden\nsysctl-dmesg-restrict\nsysctl-ipv6-accept-ra-all-off\nsysctl-ipv6-accept-ra-default-off\nsysctl-ipv6-accept-redirects-all-off\nsysctl-ipv6-accept-redirects-default-off\nsysctl-kexec-load-disabled\nsysctl-log-martians-all\nsysctl-log-martians-default\nsysctl-ptrace-scope\nsysctl-rp-filter-all\nsysctl-rp-filter-default\nsysctl-secure-redirects-all-off\nsysctl-secure-redirects-default-off\nsysctl-send-redirects-default-off\nsysctl-send-redirects-off\nsysctl-suid-dumpable-off"),
-        ("rm /etc/systemd/system/multi-user.target.wants/firewalld.service", "service-host-firewall-enabled"),
+        ("rm /etc/systemd/system/multi-user.target.wants/firewalld.service", "firewall-imds-restricted\nfirewall-imds-restriction-persistent\nfirewall-input-default-deny\nservice-host-firewall-enabled"),
     ],
 };
 
@@ -525,6 +534,9 @@ const AMAZON_LINUX_2: Distro = Distro {
         "cron-directories-permissions",
         "crontab-permissions",
         "faillock-unlock-time",
+        "firewall-imds-restricted",
+        "firewall-imds-restriction-persistent",
+        "firewall-input-default-deny",
         "kmod-cramfs-disabled",
         "kmod-dccp-disabled",
         "kmod-freevxfs-disabled",
@@ -593,6 +605,7 @@ const AMAZON_LINUX_2: Distro = Distro {
     hardened_not_applicable: &[
         "at-allow-permissions",
         "cron-allow-permissions",
+        "firewall-imds-probe",
         "grub-cfg-permissions",
         "grub2-cfg-permissions",
         "mount-home-nodev",

@@ -16,6 +16,7 @@ pub mod expect;
 pub mod file_content;
 pub mod file_permissions;
 pub mod file_presence;
+pub mod firewall;
 pub mod imds;
 pub mod integrity;
 pub mod kernel_module;
@@ -54,6 +55,7 @@ crate::baseline::file::declare_kinds! {
     integrity => integrity::Integrity, family = "fim";
     imds => imds::Imds, family = "imds";
     static_credentials => credentials::StaticCredentials, family = "credentials";
+    firewall => firewall::Firewall, family = "firewall";
 }
 
 /// Families of the built-in (non-declarative) checks that later land as modules here.

@@ -157,6 +157,20 @@ impl UnitIndex {
         idx
     }
 
+    /// The `*.wants/`/`*.requires/` link that enables `unit` (or the unit an alias names), when the
+    /// unit is installed and not masked.
+    pub fn enabled(&self, unit: &str) -> Option<&str> {
+        let wanted = self.wanted_by.get(unit).or_else(|| {
+            self.aliases
+                .get(unit)
+                .and_then(|real| self.wanted_by.get(real))
+        })?;
+        match self.file(unit) {
+            Some((_, false)) => Some(wanted.as_str()),
+            _ => None,
+        }
+    }
+
     /// The winning unit file of `unit`, falling back to its template (`foo@bar.service` → `foo@.service`).
     fn file(&self, unit: &str) -> Option<&(String, bool)> {
         self.files.get(unit).or_else(|| {
