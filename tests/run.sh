@@ -41,6 +41,11 @@ command -v cloud-init >/dev/null 2>&1 || apt_needed+=(cloud-init)
 command -v sudo >/dev/null 2>&1 || apt_needed+=(sudo)
 command -v systemd-analyze >/dev/null 2>&1 || apt_needed+=(systemd)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || apt_needed+=(python3-venv)
+# the firewall family (tests/firewall.rs): real nftables/iptables inside private network namespaces
+command -v nft >/dev/null 2>&1 || apt_needed+=(nftables)
+command -v iptables >/dev/null 2>&1 || apt_needed+=(iptables)
+command -v ip >/dev/null 2>&1 || apt_needed+=(iproute2)
+command -v python3 >/dev/null 2>&1 || apt_needed+=(python3)
 if [ "${#apt_needed[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"

@@ -830,6 +830,8 @@ impl FirewallCheck {
         }
         uids.sort();
         uids.dedup_by_key(|(u, _)| *u);
+        // nobody and an unassigned uid first: they stand for "any other user" in the evidence
+        uids.sort_by_key(|(u, _)| ![NOBODY, UNASSIGNED_UID].contains(u));
         let allow_text = format!(
             "uids other than {} dropped or rejected",
             allowed
