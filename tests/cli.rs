@@ -330,13 +330,19 @@ fn amazon_linux_2023_is_auto_selected_and_its_override_applies() {
         root.path(),
         "write /etc/os-release NAME=\"Amazon Linux\"\\nVERSION=\"2023\"\\nID=\"amzn\"\\nID_LIKE=\"fedora\"\\nVERSION_ID=\"2023\"\\nPRETTY_NAME=\"Amazon Linux 2023.6.20241010\"\\n",
     );
-    let (_, report, _) = check_json(root.path(), &["--skip", "fim"]);
+    let (_, report, _) = check_json(root.path(), &["--only", "files"]);
     assert_eq!(report["baseline"]["name"], "amazon-linux-2023");
-    // AL2023 expects /etc/shadow 0000 root:root; the Debian-style 0640 root:shadow fails there
+    // AL2023 expects /etc/shadow, /etc/gshadow and their backups 0000 root:root; the Debian-style
+    // 0640 root:shadow fails there (the AL2023 tree itself: tests/distros.rs)
     assert_eq!(status(&report, "etc-shadow-permissions"), "fail");
     assert_eq!(
         ids_with(&report, "fail"),
-        vec!["etc-gshadow-permissions", "etc-shadow-permissions"]
+        vec![
+            "etc-gshadow-backup-permissions",
+            "etc-gshadow-permissions",
+            "etc-shadow-backup-permissions",
+            "etc-shadow-permissions"
+        ]
     );
     // unknown distro: common
     apply(

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{apply, check_json, fixture, ids_with, result};
+use common::{apply, check_json, fixture, ids_with, result, status};
 
 struct Distro {
     /// Fixture prefix: `<name>-default`, `<name>-hardened`.
@@ -737,6 +737,242 @@ fn amazon_linux_2_is_selected_only_for_version_2() {
             root.path(),
             &format!(
                 "rm /usr/lib/os-release\nwrite /usr/lib/os-release NAME=\"Amazon Linux\"\\nID=\"amzn\"\\nID_LIKE=\"centos rhel fedora\"\\nVERSION_ID=\"{version_id}\"\\n"
+            ),
+        );
+        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+        assert_eq!(report["baseline"]["name"], want, "VERSION_ID={version_id}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Amazon Linux 2023 (VERSION_ID "2023"; Amazon Linux 2 is "2")
+
+const AMAZON_LINUX_2023: Distro = Distro {
+    name: "amazon-linux-2023",
+    baseline: "amazon-linux-2023",
+    os_id: "amzn",
+    extra_families: &["packages"],
+    // What a stock AL2023 AMI fails: the audit package's `-a task,never` and no watches, authselect's
+    // sssd profile without faillock and with nullok, libpwquality defaults, sshd's drop-in-free
+    // defaults and the DEFAULT crypto policy's SHA-1 MACs, SELinux permissive, no firewall, systemd's
+    // sysctl defaults (rp_filter 2, suid_dumpable 2 from 50-coredump.conf, ptrace_scope 0 from
+    // elfutils' 10-default-yama-scope.conf) and the loadable squashfs/udf/usb-storage/sctp/rds
+    // modules. It passes what AL2023 already does right: chrony on 169.254.169.123 through
+    // /etc/chrony.d, gpgcheck=True, the 6.1 kernel's own dmesg_restrict 1 and unprivileged BPF off,
+    // an empty /etc/motd, the journal's defaults; no cron daemon, so no cron rule applies.
+    default_fails: &[
+        "audit-rules-immutable",
+        "audit-syscall-auditing-not-disabled",
+        "audit-watch-btmp",
+        "audit-watch-faillock",
+        "audit-watch-group",
+        "audit-watch-gshadow",
+        "audit-watch-hostname",
+        "audit-watch-hosts",
+        "audit-watch-issue",
+        "audit-watch-issue-net",
+        "audit-watch-lastlog",
+        "audit-watch-localtime",
+        "audit-watch-opasswd",
+        "audit-watch-passwd",
+        "audit-watch-shadow",
+        "audit-watch-sudo-log",
+        "audit-watch-sudoers",
+        "audit-watch-sudoers-d",
+        "audit-watch-utmp",
+        "audit-watch-wtmp",
+        "auditd-keep-logs",
+        "banner-issue-net-no-os-leak",
+        "banner-issue-no-os-leak",
+        "faillock-unlock-time",
+        "firewall-imds-restricted",
+        "firewall-imds-restriction-persistent",
+        "firewall-input-default-deny",
+        "kmod-rds-disabled",
+        "kmod-sctp-disabled",
+        "kmod-squashfs-disabled",
+        "kmod-udf-disabled",
+        "kmod-usb-storage-disabled",
+        "login-defs-pass-max-days",
+        "login-defs-pass-min-days",
+        "login-defs-umask",
+        "mount-dev-shm-options",
+        "mount-tmp-separate",
+        "pam-faillock-enabled",
+        "pam-faillock-password-auth",
+        "pam-unix-no-nullok",
+        "pwquality-difok",
+        "pwquality-enforce-for-root",
+        "pwquality-maxrepeat",
+        "pwquality-maxsequence",
+        "pwquality-minclass",
+        "pwquality-minlen",
+        "selinux-enforcing",
+        "service-host-firewall-enabled",
+        "shell-umask-not-weak",
+        "ssh-allow-tcp-forwarding-no",
+        "ssh-banner-set",
+        "ssh-client-alive-interval",
+        "ssh-gssapi-authentication-no",
+        "ssh-login-grace-time",
+        "ssh-macs-strong",
+        "ssh-max-auth-tries",
+        "ssh-max-startups",
+        "ssh-password-authentication-no",
+        "ssh-permit-root-login-no",
+        "ssh-x11-forwarding-no",
+        "su-restricted",
+        "sudo-logfile",
+        "sudo-use-pty",
+        "sysctl-accept-redirects-default-off",
+        "sysctl-accept-redirects-off",
+        "sysctl-bpf-jit-harden",
+        "sysctl-ipv6-accept-ra-all-off",
+        "sysctl-ipv6-accept-ra-default-off",
+        "sysctl-ipv6-accept-redirects-all-off",
+        "sysctl-ipv6-accept-redirects-default-off",
+        "sysctl-kexec-load-disabled",
+        "sysctl-kptr-restrict",
+        "sysctl-log-martians-all",
+        "sysctl-log-martians-default",
+        "sysctl-ptrace-scope",
+        "sysctl-rp-filter-all",
+        "sysctl-rp-filter-default",
+        "sysctl-secure-redirects-all-off",
+        "sysctl-secure-redirects-default-off",
+        "sysctl-send-redirects-default-off",
+        "sysctl-send-redirects-off",
+        "sysctl-suid-dumpable-off",
+        "useradd-inactive",
+    ],
+    // no cron daemon on AL2023: no /etc/crontab, /etc/cron.* or cron.allow to judge
+    hardened_not_applicable: &[
+        "at-allow-permissions",
+        "cron-allow-permissions",
+        "cron-directories-permissions",
+        "crontab-permissions",
+        "firewall-imds-probe",
+        "grub-cfg-permissions",
+        "grub2-cfg-permissions",
+        "mount-home-nodev",
+        "mount-var-tmp-options",
+        "ssh-host-private-key-permissions",
+        "ssh-host-public-key-permissions",
+    ],
+    faults: &[
+        // a drop-in sorting before 40-hardening.conf wins over it and over 50-redhat.conf
+        ("write /etc/ssh/sshd_config.d/10-legacy.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-legacy.conf", "ssh-permit-root-login-no"),
+        ("chmod 0644 /etc/shadow", "etc-shadow-permissions"),
+        // no shadow group on AL2023: Debian's 0640 is a fault here, also on the backup
+        ("chmod 0640 /etc/gshadow-", "etc-gshadow-backup-permissions"),
+        ("write /etc/dnf/dnf.conf [main]\\ngpgcheck=0\\ninstallonly_limit=3\\n", "package-gpgcheck-enabled"),
+        ("write /etc/yum.repos.d/docker-ce.repo [docker-ce-stable]\\nbaseurl=https://download.docker.com/linux/fedora/36/$basearch/stable\\ngpgcheck=0\\n", "package-repo-gpgcheck-not-disabled"),
+        // a weak MAC in a drop-in read before the hardening one
+        ("write /etc/ssh/sshd_config.d/30-legacy-clients.conf MACs hmac-sha2-256,hmac-sha1\\n\nchmod 0600 /etc/ssh/sshd_config.d/30-legacy-clients.conf", "ssh-macs-strong"),
+        // authselect's password-auth regenerated without with-faillock: sshd's stack has no lockout,
+        // while system-auth (what the common rule reads) still has it
+        ("write /etc/authselect/password-auth auth required pam_env.so\\nauth sufficient pam_unix.so\\nauth required pam_deny.so\\naccount required pam_unix.so\\npassword requisite pam_pwquality.so local_users_only\\npassword sufficient pam_unix.so sha512 shadow use_authtok\\n", "pam-faillock-password-auth"),
+        // a setuid copy of the shell left in /var/tmp
+        ("copy /usr/bin/bash /var/tmp/.bash\nchmod 4755 /var/tmp/.bash", "files-suid-sgid-allowlist"),
+        ("write /etc/selinux/config SELINUX=disabled\\nSELINUXTYPE=targeted\\n", "selinux-enforcing\nselinux-not-disabled"),
+        // the audit package's stock line brought back by a site rules file
+        ("write /etc/audit/rules.d/10-base.rules -a task,never\\n", "audit-syscall-auditing-not-disabled"),
+        // the kernel restricts dmesg by default: only an explicit 0 opens it
+        ("write /etc/sysctl.d/99-zz-debug.conf kernel.dmesg_restrict = 0\\nkernel.unprivileged_bpf_disabled = 0\\n", "sysctl-dmesg-restrict\nsysctl-unprivileged-bpf-disabled"),
+        ("rm /etc/chrony.d/link-local.sources", "chrony-aws-time-source"),
+        ("write /etc/crypto-policies/config LEGACY\\n", "crypto-policy-not-legacy"),
+    ],
+};
+
+#[test]
+fn amazon_linux_2023_stock_image_fails_exactly_the_expected_rules() {
+    stock_image_fails_exactly(&AMAZON_LINUX_2023);
+    let root = fixture("amazon-linux-2023-default");
+    let (_, report, _) = check_json(root.path(), &["--only", "ssh,kernel,services"]);
+    // MACs is unset in sshd_config: the crypto policy's back-end, included by 50-redhat.conf, decides
+    let macs = &result(&report, "ssh-macs-strong")["evidence"][0];
+    assert_eq!(
+        macs["path"], "/etc/crypto-policies/back-ends/opensshserver.config",
+        "{macs}"
+    );
+    // the 6.1 kernel's own defaults hold where no sysctl.d file sets the key
+    for id in ["sysctl-dmesg-restrict", "sysctl-unprivileged-bpf-disabled"] {
+        assert_eq!(status(&report, id), "pass", "{}", result(&report, id));
+    }
+    // ptrace_scope: elfutils' file lowers Yama's default of 1
+    let ptrace = &result(&report, "sysctl-ptrace-scope")["evidence"][0];
+    assert_eq!(
+        (ptrace["path"].as_str(), ptrace["found"].as_str()),
+        (
+            Some("/usr/lib/sysctl.d/10-default-yama-scope.conf"),
+            Some("0")
+        ),
+        "{ptrace}"
+    );
+    // the Amazon Time Sync Service comes from amazon-chrony-config's drop-in; no cron daemon rule
+    let chrony = &result(&report, "chrony-aws-time-source");
+    assert_eq!(chrony["status"], "pass", "{chrony}");
+    assert!(
+        report["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["id"] != "service-cron-enabled"),
+        "service-cron-enabled is disabled in the AL2023 layer"
+    );
+}
+
+#[test]
+fn amazon_linux_2023_hardened_image_passes() {
+    hardened_image_passes(&AMAZON_LINUX_2023);
+}
+
+#[test]
+fn amazon_linux_2023_seeded_faults_are_caught() {
+    seeded_faults_are_caught(&AMAZON_LINUX_2023);
+}
+
+/// The hardening drop-in's MACs line is what keeps hmac-sha1 out: without it the crypto policy's
+/// back-end, included further down by 50-redhat.conf, is the first MACs sshd reads.
+#[test]
+fn amazon_linux_2023_crypto_policy_macs_apply_without_the_dropin_line() {
+    let root = fixture("amazon-linux-2023-hardened");
+    let path = root.path().join("etc/ssh/sshd_config.d/40-hardening.conf");
+    let text = std::fs::read_to_string(&path).expect("40-hardening.conf");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("MACs "))
+        .expect("MACs line in the fixture")
+        .to_string();
+    std::fs::write(&path, text.replace(&format!("{line}\n"), "")).expect("write drop-in");
+    let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+    assert_eq!(
+        ids_with(&report, "fail"),
+        vec!["ssh-macs-strong".to_string()]
+    );
+    let ev = &result(&report, "ssh-macs-strong")["evidence"][0];
+    assert!(
+        ev["found"]
+            .as_str()
+            .is_some_and(|f| f.contains("hmac-sha1")),
+        "{ev}"
+    );
+}
+
+/// "2023" is Amazon Linux 2023 only; "2" is Amazon Linux 2; other amzn versions get common.
+#[test]
+fn amazon_linux_2023_is_selected_only_for_version_2023() {
+    for (version_id, want) in [
+        ("2023", "amazon-linux-2023"),
+        ("2", "amazon-linux-2"),
+        ("2018.03", "common"),
+        ("2022", "common"),
+    ] {
+        let root = fixture("amazon-linux-2023-default");
+        apply(
+            root.path(),
+            &format!(
+                "rm /usr/lib/os-release\nwrite /usr/lib/os-release NAME=\"Amazon Linux\"\\nID=\"amzn\"\\nID_LIKE=\"fedora\"\\nVERSION_ID=\"{version_id}\"\\n"
             ),
         );
         let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
