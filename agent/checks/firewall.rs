@@ -1193,6 +1193,70 @@ mod tests {
     use super::*;
 
     #[test]
+    fn firewalld_direct_rules_and_passthroughs_become_rule_lines() {
+        assert_eq!(
+            direct_line(
+                "filter".into(),
+                "OUTPUT",
+                false,
+                " -d 169.254.169.254 -m owner ! --uid-owner 0 -j REJECT "
+            ),
+            Some((
+                "filter".into(),
+                "-A OUTPUT -d 169.254.169.254 -m owner ! --uid-owner 0 -j REJECT".into()
+            ))
+        );
+        assert_eq!(
+            direct_line(
+                "filter".into(),
+                "",
+                true,
+                "-t filter -I OUTPUT 1 -d 169.254.169.254 -j DROP"
+            ),
+            Some((
+                "filter".into(),
+                "-A OUTPUT -d 169.254.169.254 -j DROP".into()
+            ))
+        );
+        assert_eq!(direct_line("filter".into(), "", true, "-N mychain"), None);
+    }
+
+    #[test]
+    fn params_are_validated() {
+        let src = crate::baseline::diag::SourceFile {
+            name: "t.toml".into(),
+            text: " ".repeat(4),
+        };
+        let mut diags = Diagnostics::new(&src);
+        let f = Firewall {
+            id: Spanned::new(0..1, "x".into()),
+            title: Spanned::new(0..1, "x".into()),
+            severity: crate::rule::Severity::Low,
+            stages: Spanned::new(0..1, vec![Stage::Run]),
+            family: None,
+            rationale: Spanned::new(0..1, "x".into()),
+            remediation: Spanned::new(0..1, "x".into()),
+            references: Vec::new(),
+            check: FirewallCheckKind::InputLoopback,
+            allow: Some(Spanned::new(0..1, vec![Spanned::new(0..1, "root".into())])),
+            ipv6: None,
+            probe_uid: None,
+        };
+        assert!(f.compile(&mut diags).is_none(), "allow on an input check");
+        let f = Firewall {
+            check: FirewallCheckKind::ImdsProbe,
+            allow: None,
+            probe_uid: Some(Spanned::new(0..1, 0)),
+            ..f
+        };
+        let mut diags = Diagnostics::new(&src);
+        assert!(
+            f.compile(&mut diags).is_none(),
+            "probing as root proves nothing"
+        );
+    }
+
+    #[test]
     fn filter_part_keeps_only_the_filter_table() {
         let t = "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n*filter\n:ufw-before-input - [0:0]\n-A ufw-before-input -i lo -j ACCEPT\nCOMMIT\n";
         let f = filter_part(t);
