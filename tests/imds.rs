@@ -471,13 +471,17 @@ fn imds_down_is_not_applicable_at_once_unless_ec2_is_required() {
     for id in IMDS_RULES {
         assert!(
             reason(&report, id)
-                .starts_with("not on EC2 / IMDS unreachable: IMDS at http://127.0.0.1:"),
+                .starts_with("not on EC2 / IMDS unreachable: IMDS at http://127.0.0.1:")
+                && reason(&report, id).contains("could not be reached (TCP connect)"),
             "{id}: {}",
             reason(&report, id)
         );
     }
     assert_eq!(report["host"]["imds"]["state"], "unreachable");
-    assert_eq!(report["host"]["imds"]["requests"], 1);
+    assert_eq!(
+        report["host"]["imds"]["requests"], 0,
+        "the TCP connect failed: no HTTP request"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let site = site_layer(
@@ -512,6 +516,27 @@ fn imds_hanging_after_accept_holds_the_deadline() {
     );
     // the token PUT and the tokenless probe were both tried, nothing more
     assert_eq!(emu.requests().len(), 2);
+}
+
+#[test]
+fn a_403_for_everything_is_not_imds() {
+    // an instance with HttpEndpoint disabled, or off EC2 a proxy answering for 169.254.169.254
+    let emu = Emulator::start(Config {
+        mode: Mode::Forbidden,
+        ..Config::v2_only()
+    });
+    let (run, report) = check_json(&emu.endpoint(), &[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["host"]["imds"]["state"], "unreachable");
+    assert_eq!(ids_with(&report, "not-applicable"), IMDS_RULES);
+    let why = reason(&report, "imds-v2-required");
+    assert!(
+        why.starts_with("not on EC2 / IMDS unreachable: ")
+            && why.contains("answered PUT /latest/api/token with HTTP 403")
+            && why.contains("without a token: HTTP 403"),
+        "{why}"
+    );
+    assert!(run.elapsed < Duration::from_secs(2));
 }
 
 #[test]

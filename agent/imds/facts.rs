@@ -6,8 +6,8 @@
 //! Secrets never enter these types: the role credentials are deserialized into a struct that has
 //! no field for `SecretAccessKey` or `Token`, and the access key id is kept only redacted
 //! (`ASIA****WXYZ`). The order of requests is chosen so that a missing IMDS costs one connect
-//! timeout at most and one that hangs after accepting two request timeouts, well inside the
-//! deadline of [`super::ImdsSettings`].
+//! timeout at most (a plain TCP connect comes first) and one that hangs after accepting two read
+//! timeouts, inside the deadline of [`super::ImdsSettings`].
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -175,7 +175,7 @@ impl ImdsFacts {
                 self.reason.as_deref().unwrap_or("skipped")
             ),
             ImdsState::Unreachable => format!(
-                "imds {}: no answer in {} ms (not on EC2?): {}",
+                "imds {}: unreachable, after {} ms (not on EC2?): {}",
                 self.endpoint,
                 self.elapsed_ms,
                 self.reason.as_deref().unwrap_or("unreachable")
@@ -245,9 +245,15 @@ pub fn gather(settings: &ImdsSettings) -> ImdsFacts {
 }
 
 fn query(client: &mut Client, facts: &mut ImdsFacts) {
-    // 1. An IMDSv2 session token. Connection refused or a connect timeout means nothing is there:
-    //    stop. A request timeout may be a hop limit of 1 dropping the PUT's answer in a container,
-    //    so the tokenless probe still gets its chance.
+    // 0. Is anything there? Connection refused, no route or a connect timeout: stop, having spent
+    //    at most the connect timeout.
+    if let Err(e) = client.connect_probe() {
+        facts.state = ImdsState::Unreachable;
+        facts.reason = Some(e.to_string());
+        return;
+    }
+    // 1. An IMDSv2 session token. A timeout here may be a hop limit of 1 dropping the PUT's answer
+    //    in a container, so the tokenless probe still gets its chance.
     let token_error = match client.fetch_token() {
         Ok(()) => None,
         Err(e) if e.is_unreachable() => {
@@ -277,6 +283,27 @@ fn query(client: &mut Client, facts: &mut ImdsFacts) {
                 cause: e.to_string(),
             };
         }
+    }
+    // 3. Only IMDS-shaped answers make this IMDS: a token, or 200/401 to the tokenless probe. A
+    //    403 everywhere is an instance whose metadata endpoint is turned off, or not EC2 at all (a
+    //    proxy or firewall answering for the address): either way there is nothing to judge.
+    let probe_status = facts.imdsv1.found().map(|p| p.http_status);
+    if !client.has_token() && !matches!(probe_status, Some(200 | 401)) {
+        facts.state = ImdsState::Unreachable;
+        facts.reason = Some(format!(
+            "{} answered neither a token request nor a tokenless request as IMDS does ({}; {}): \
+             IMDS is turned off for this instance, or this is not EC2 and something else answers there",
+            client.endpoint(),
+            token_error
+                .as_ref()
+                .map_or_else(|| "no token".to_string(), |e| e.to_string()),
+            match (probe_status, &facts.imdsv1) {
+                (Some(status), _) => format!("GET {INSTANCE_ID_PATH} without a token: HTTP {status}"),
+                (None, Fetched::Error { cause }) => cause.clone(),
+                (None, _) => "no answer to the tokenless probe".to_string(),
+            }
+        ));
+        return;
     }
     facts.state = ImdsState::Reachable;
     if let Some(e) = &token_error {
@@ -310,7 +337,7 @@ fn query(client: &mut Client, facts: &mut ImdsFacts) {
         return;
     };
 
-    // 3. The identity document, the instance profile, the role's credentials, the tags.
+    // 4. The identity document, the instance profile, the role's credentials, the tags.
     facts.identity = Fetched::from_result(client.get(IDENTITY_PATH, auth).and_then(|body| {
         body.map(|b| parse_identity(client.endpoint(), &b))
             .transpose()
@@ -581,7 +608,7 @@ mod tests {
         };
         assert_eq!(
             down.summary(),
-            "imds http://169.254.169.254: no answer in 1001 ms (not on EC2?): connect timed out"
+            "imds http://169.254.169.254: unreachable, after 1001 ms (not on EC2?): connect timed out"
         );
     }
 

@@ -3,8 +3,8 @@
 //! conventions: endpoint `http://169.254.169.254` (`http://[fd00:ec2::254]` with
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`), overridden by
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT`, switched off by `AWS_EC2_METADATA_DISABLED=true`; an IMDSv2
-//! session token from `PUT /latest/api/token`, then GETs carrying it; 1 s to connect and 1 s for a
-//! whole request, a few retries on 5xx and 401 (with a fresh token), none on 400/403/404.
+//! session token from `PUT /latest/api/token`, then GETs carrying it; 1 s to connect and 1 s to
+//! wait for an answer, a few retries on 5xx and 401 (with a fresh token), none on 400/403/404.
 //!
 //! Every request also respects one overall deadline shared by the whole fact gathering
 //! ([`facts::gather`]), so an IMDS that is missing, filtered or hanging after accept never holds a
@@ -40,8 +40,8 @@ pub struct ImdsSettings {
     pub disabled: bool,
     /// Time to establish the TCP connection.
     pub connect_timeout: Duration,
-    /// Time for one whole request (connect, send, response headers and body).
-    pub request_timeout: Duration,
+    /// Time to wait for an answer once connected (a request that stalls after the connection).
+    pub read_timeout: Duration,
     /// Attempts per request when IMDS answers 5xx or 401 (the first one included).
     pub attempts: u32,
     /// All IMDS requests of one run together never take longer than this.
@@ -57,7 +57,7 @@ impl Default for ImdsSettings {
             endpoint: ENDPOINT_IPV4.to_string(),
             disabled: false,
             connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
             attempts: 3,
             deadline: Duration::from_secs(3),
             token_ttl_seconds: 60,
@@ -222,9 +222,9 @@ impl Client {
     /// A client whose requests all end before `started + settings.deadline`.
     pub fn new(settings: &ImdsSettings, started: Instant) -> Result<Client, ImdsError> {
         let http = reqwest::blocking::Client::builder()
-            .no_proxy()
             .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
+            .timeout(settings.read_timeout)
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())
             .http1_only()
@@ -268,7 +268,10 @@ impl Client {
                 ms: self.settings.deadline.as_millis(),
             });
         }
-        let timeout = remaining.min(self.settings.request_timeout);
+        // The endpoint accepted a connection (`connect_probe`), so the request's time is the wait
+        // for its answer. (reqwest's per-read timeout needs the async runtime; the blocking client
+        // bounds the whole exchange.)
+        let timeout = remaining.min(self.settings.read_timeout);
         let url = format!("{endpoint}{path}");
         let mut request = match method {
             "PUT" => self.http.put(&url),
@@ -315,7 +318,7 @@ impl Client {
                         endpoint,
                         method,
                         path: path.to_string(),
-                        ms: timeout.as_millis(),
+                        ms: started.elapsed().as_millis(),
                     })
                 } else {
                     Err(ImdsError::Unreachable {
@@ -327,6 +330,39 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Open (and close) a TCP connection to the endpoint within the connect timeout. Refused, no
+    /// route or no answer in time is [`ImdsError::Unreachable`]: HTTP errors cannot tell a connect
+    /// timeout from a stalled answer, and only the first means nothing is there.
+    pub fn connect_probe(&mut self) -> Result<(), ImdsError> {
+        let unreachable = |cause: String| ImdsError::Unreachable {
+            endpoint: self.settings.endpoint.clone(),
+            method: "TCP",
+            path: "connect".into(),
+            cause,
+        };
+        let url = reqwest::Url::parse(&self.settings.endpoint)
+            .map_err(|e| unreachable(format!("not a URL: {e}")))?;
+        let addrs = url
+            .socket_addrs(|| Some(80))
+            .map_err(|e| unreachable(format!("cannot resolve the host: {e}")))?;
+        let mut last = String::from("the host resolves to no address");
+        for addr in addrs {
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            let timeout = remaining.min(self.settings.connect_timeout);
+            if timeout < Duration::from_millis(20) {
+                break;
+            }
+            let started = Instant::now();
+            match std::net::TcpStream::connect_timeout(&addr, timeout) {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    last = format!("{addr}: {e} (after {} ms)", started.elapsed().as_millis());
+                }
+            }
+        }
+        Err(unreachable(last))
     }
 
     /// `PUT /latest/api/token`: get an IMDSv2 session token (retried on 5xx only).
@@ -450,7 +486,7 @@ mod tests {
         assert_eq!(s.endpoint, "http://169.254.169.254");
         assert!(!s.disabled);
         assert_eq!(s.connect_timeout, Duration::from_secs(1));
-        assert_eq!(s.request_timeout, Duration::from_secs(1));
+        assert_eq!(s.read_timeout, Duration::from_secs(1));
         assert_eq!(s.deadline, Duration::from_secs(3));
         assert!((1..=21600).contains(&s.token_ttl_seconds));
     }

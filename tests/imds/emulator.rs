@@ -11,8 +11,9 @@
 //! * Content: the instance identity document, `iam/info` and `iam/security-credentials/ROLE` (with
 //!   a fake secret key and token the tests look for in the agent's output: they must never appear),
 //!   and instance tags under `tags/instance` (404 when tags in metadata are off).
-//! * Faults: slow answers, accepting connections and never answering, failing the first GETs with
-//!   503, expiring the first token at once; and a "down" endpoint where nothing listens.
+//! * Faults: slow answers, accepting connections and never answering, 403 to everything, failing
+//!   the first GETs with 503, expiring the first token at once; and a "down" endpoint where nothing
+//!   listens.
 //!
 //! Every request is logged (method, path, headers) for the tests to assert on. Connections are
 //! served by one thread each and everything stops when the emulator is dropped.
@@ -47,6 +48,9 @@ pub enum Mode {
     Slow(Duration),
     /// Connections are accepted and read, and never answered.
     HangAfterAccept,
+    /// Every request is answered 403: what an instance with the metadata endpoint turned off, or
+    /// a proxy or firewall answering for the address off EC2, looks like.
+    Forbidden,
 }
 
 #[derive(Debug, Clone)]
@@ -315,9 +319,13 @@ fn serve(stream: TcpStream, st: &State) {
                 return;
             }
             Mode::Slow(delay) => thread::sleep(delay),
-            Mode::Normal => {}
+            Mode::Normal | Mode::Forbidden => {}
         }
-        let (status, body) = answer(&req, st);
+        let (status, body) = if st.config.mode == Mode::Forbidden {
+            (403, "Forbidden".to_string())
+        } else {
+            answer(&req, st)
+        };
         let reason = match status {
             200 => "OK",
             400 => "Bad Request",
