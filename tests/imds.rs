@@ -688,3 +688,26 @@ fn offline_and_image_roots_never_ask_imds() {
     assert!(report["host"].get("imds").is_none());
     assert!(emu.requests().is_empty());
 }
+
+#[test]
+fn the_credentials_role_rule_learns_the_role_from_imds() {
+    // a role in IMDS makes the role-conditioned credentials rule apply on this (live) host
+    let emu = Emulator::start(Config::v2_only());
+    let (_, report) = check_json(&emu.endpoint(), &["--only", "credentials"], &[]);
+    let role_rule = "credentials-no-long-term-keys-with-role";
+    assert_ne!(status(&report, role_rule), "not-applicable", "{report:#}");
+    assert_eq!(
+        status(&report, role_rule),
+        status(&report, "credentials-no-long-term-keys"),
+        "same scan, the role only raises the severity"
+    );
+    // no instance profile (iam/info 404): not applicable, and IMDS says why
+    let emu = Emulator::start(Config {
+        role: None,
+        ..Config::v2_only()
+    });
+    let (_, report) = check_json(&emu.endpoint(), &["--only", "credentials"], &[]);
+    assert_eq!(status(&report, role_rule), "not-applicable");
+    let why = reason(&report, role_rule);
+    assert!(why.contains("no instance profile attached"), "{why}");
+}

@@ -31,10 +31,10 @@
 //!
 //! Severity: a long-term (`AKIA`) key is `high` everywhere; the same finding is `critical` on a host
 //! that has an instance role (the key is not even needed there). Rules with
-//! `instance_role = "attached"` evaluate only when the host is known to have a role: today from
-//! cloud-init's `/run/cloud-init/instance-data.json` (its crawl of IMDS at boot, `ds.meta_data.iam`),
-//! on a live sysroot; when the `imds` family's facts land they become the source, and hosts where
-//! neither says anything stay at `high` through the plain rule.
+//! `instance_role = "attached"` evaluate only when the host is known to have a role: from this
+//! run's IMDS answer (`iam/info`), else cloud-init's `/run/cloud-init/instance-data.json` (its
+//! crawl of IMDS at boot, `ds.meta_data.iam`), on a live sysroot; hosts where neither says
+//! anything stay at `high` through the plain rule.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read};
@@ -52,6 +52,7 @@ use crate::baseline::file::rule_params;
 use crate::baseline::layer::CompileCheck;
 use crate::context::Context;
 use crate::facts::accounts::parse_passwd;
+use crate::imds::facts::Fetched;
 use crate::rule::{Check, Evidence, Outcome};
 use crate::sysroot::Sysroot;
 
@@ -542,13 +543,26 @@ pub enum InstanceRole {
     Unknown(String),
 }
 
-/// The instance role as cloud-init saw it when it crawled IMDS at boot.
+/// The instance role: what IMDS answered this run (`iam/info`), else what cloud-init recorded
+/// when it crawled IMDS at boot.
 pub fn instance_role(cx: &Context<'_>) -> InstanceRole {
     const PATH: &str = "/run/cloud-init/instance-data.json";
     if !cx.is_live() {
         return InstanceRole::Unknown(
             "offline image: an image has no instance role until it is launched".into(),
         );
+    }
+    if let Some(imds) = &cx.facts.imds {
+        match &imds.instance_profile {
+            Fetched::Found(profile) => return InstanceRole::Attached(profile.arn.clone()),
+            Fetched::Absent => {
+                return InstanceRole::None(format!(
+                    "IMDS at {}: no instance profile attached (iam/info 404)",
+                    imds.endpoint
+                ))
+            }
+            Fetched::NotRead | Fetched::Error { .. } => {}
+        }
     }
     let bytes = match cx.sysroot.read(PATH) {
         Ok(b) => b,
@@ -637,6 +651,11 @@ impl StaticCredentialsCheck {
 }
 
 impl Check for StaticCredentialsCheck {
+    /// The role-conditioned rules ask IMDS whether an instance profile is attached.
+    fn uses_imds(&self) -> bool {
+        self.instance_role == RoleCondition::Attached
+    }
+
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
         let mut role_note = None;
         if self.instance_role == RoleCondition::Attached {
