@@ -55,6 +55,11 @@ type Slot = Arc<OnceLock<Arc<dyn Any + Send + Sync>>>;
 
 /// A run-wide memo keyed by type: `cx.cache.get(|| parse(...))` computes a value once; concurrent
 /// callers for the same type wait for the first instead of computing it again.
+///
+/// Checks run as tasks on the global rayon pool, so an `init` must not wait for work it puts on
+/// that pool: while waiting, rayon may run another check on the same thread, and if that check
+/// asks for the same value it blocks on the cell this thread is filling. Do parallel work in an
+/// `init` on threads of its own (`crate::treewalk`) or a separate pool (`crate::fim::isolated`).
 #[derive(Default)]
 pub struct Cache {
     slots: Mutex<HashMap<TypeId, Slot>>,
