@@ -1211,3 +1211,251 @@ fn rpm_root_built_with_real_tools_agrees_with_dnf_updateinfo() {
     assert_eq!(code, 1);
     assert_eq!(result(&report, "patch-metadata-fresh")["status"], "pass");
 }
+
+// --- rpm: Amazon Linux 2's Berkeley DB Packages, written by Berkeley DB itself --------------------
+
+/// Real header blobs: tiny packages built with rpmbuild (one with a 20 kB description, so its
+/// header spans many overflow pages) and installed with `rpm --justdb` into a scratch database.
+fn real_rpm_headers(w: &Path) -> Vec<Vec<u8>> {
+    let root = w.join("scratch");
+    for (name, epoch, version, release, description) in [
+        ("glibc", None, "2.26", "64.amzn2.0.2", "t".to_string()),
+        (
+            "openssl-libs",
+            Some(1),
+            "1.0.2k",
+            "24.amzn2.0.12",
+            "t".into(),
+        ),
+        (
+            "kernel",
+            None,
+            "4.14.355",
+            "275.582.amzn2",
+            "x".repeat(20_000),
+        ),
+        ("bash", None, "4.2.46", "34.amzn2", "y".repeat(3_000)),
+    ] {
+        let spec = w.join(format!("{name}.spec"));
+        let epoch = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
+        std::fs::write(
+            &spec,
+            format!(
+                "Name: {name}\n{epoch}Version: {version}\nRelease: {release}\nSummary: t\nLicense: MIT\n\
+                 BuildArch: noarch\n%description\n{description}\n%files\n"
+            ),
+        )
+        .unwrap();
+        run_ok(
+            Command::new("rpmbuild")
+                .args(["-bb", "--define"])
+                .arg(format!("_topdir {}", w.join("build").display()))
+                .arg("--define")
+                .arg(format!("_rpmdir {}", w.join("rpms").display()))
+                .arg(&spec),
+        );
+    }
+    std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
+    let rpm = || {
+        let mut c = Command::new("rpm");
+        c.arg("--root")
+            .arg(&root)
+            .args(["--dbpath", "/var/lib/rpm"]);
+        c
+    };
+    run_ok(rpm().arg("--initdb"));
+    let rpms: Vec<PathBuf> = std::fs::read_dir(w.join("rpms/noarch"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    run_ok(rpm().args(["-i", "--nodeps", "--justdb"]).args(&rpms));
+    let conn = rusqlite::Connection::open(root.join("var/lib/rpm/rpmdb.sqlite")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT blob FROM Packages ORDER BY hnum")
+        .unwrap();
+    let blobs: Vec<Vec<u8>> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(blobs.len(), 4);
+    blobs
+}
+
+/// Writes `/var/lib/rpm/Packages` under `root` with `db5.3_load` as rpm 4.11 lays it out: key 0
+/// holds the next header number, every other key a header number (in the database's byte
+/// order) and its header blob. `copies` repeats the headers under more numbers so that the
+/// database has many buckets and pages.
+fn write_bdb_packages(root: &Path, blobs: &[Vec<u8>], copies: usize, config: &[&str]) {
+    let big_endian = config.contains(&"db_lorder=4321");
+    let num = |n: u32| {
+        if big_endian {
+            n.to_be_bytes()
+        } else {
+            n.to_le_bytes()
+        }
+    };
+    let esc = |b: &[u8]| b.iter().map(|x| format!("\\{x:02x}")).collect::<String>();
+    let total = (blobs.len() * copies) as u32;
+    let mut dump = format!("{}\n{}\n", esc(&num(0)), esc(&num(total + 1)));
+    for n in 1..=total {
+        let blob = &blobs[(n as usize - 1) % blobs.len()];
+        dump.push_str(&format!("{}\n{}\n", esc(&num(n)), esc(blob)));
+    }
+    let dir = root.join("var/lib/rpm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = root.join("dump.txt");
+    std::fs::write(&input, dump).unwrap();
+    let mut cmd = Command::new("db5.3_load");
+    cmd.args(["-T", "-t", "hash"]);
+    for c in config {
+        cmd.args(["-c", c]);
+    }
+    run_ok(cmd.arg("-f").arg(&input).arg(dir.join("Packages")));
+    std::fs::remove_file(input).unwrap();
+}
+
+/// `name evr arch` of each installed package, as rpm's own read-only Berkeley DB backend lists them.
+fn rpm_bdb_ro_list(root: &Path) -> Vec<String> {
+    let out = run_ok(
+        Command::new("rpm")
+            .arg("--dbpath")
+            .arg(root.join("var/lib/rpm"))
+            .args(["--define", "_db_backend bdb_ro", "-qa", "--qf"])
+            .arg("%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE} %{ARCH}\\n"),
+    );
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+fn agent_inventory(root: &Path) -> Result<ec2_harden::packages::Inventory, String> {
+    let sysroot = ec2_harden::sysroot::Sysroot::open(root).unwrap();
+    ec2_harden::packages::Inventory::read(&sysroot)
+        .map(|i| i.expect("a database"))
+        .map_err(|e| e.to_string())
+}
+
+fn inventory_list(inv: &ec2_harden::packages::Inventory) -> Vec<String> {
+    let mut v: Vec<String> = inv
+        .packages
+        .iter()
+        .map(|p| format!("{} {} {}", p.name, p.version, p.arch))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn berkeley_db_packages_agree_with_rpm_bdb_ro() {
+    let work = tempfile::tempdir().unwrap();
+    let blobs = real_rpm_headers(work.path());
+    // 4 kB pages as rpm uses them (headers on overflow chains), 64 kB pages (headers in place),
+    // 512-byte pages (long chains), page checksums, and a big-endian database. rpm's bdb_ro
+    // lists nothing from a checksummed database: there the oracle is its list of the same
+    // records without checksums.
+    let mut unchecksummed = Vec::new();
+    for (i, (copies, config)) in [
+        (1, vec!["db_pagesize=4096"]),
+        (60, vec!["db_pagesize=4096"]),
+        (30, vec!["db_pagesize=65536"]),
+        (10, vec!["db_pagesize=512"]),
+        (60, vec!["db_pagesize=4096", "chksum=1"]),
+        (20, vec!["db_pagesize=4096", "db_lorder=4321"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let root = work.path().join(format!("root{i}"));
+        write_bdb_packages(&root, &blobs, copies, &config);
+        let oracle = if config.contains(&"chksum=1") {
+            std::mem::take(&mut unchecksummed)
+        } else {
+            rpm_bdb_ro_list(&root)
+        };
+        assert_eq!(oracle.len(), 4 * copies, "{config:?}: {oracle:?}");
+        if copies == 60 {
+            unchecksummed = oracle.clone();
+        }
+        let inv = agent_inventory(&root).unwrap_or_else(|e| panic!("{config:?}: {e}"));
+        assert!(inv.problems.is_empty(), "{config:?}: {:?}", inv.problems);
+        assert_eq!(inv.path, "/var/lib/rpm/Packages");
+        assert_eq!(inventory_list(&inv), oracle, "{config:?}");
+    }
+    let root = work.path().join("root0");
+    let inv = agent_inventory(&root).unwrap();
+    assert_eq!(
+        inventory_list(&inv),
+        [
+            "bash 4.2.46-34.amzn2 noarch",
+            "glibc 2.26-64.amzn2.0.2 noarch",
+            "kernel 4.14.355-275.582.amzn2 noarch",
+            "openssl-libs 1:1.0.2k-24.amzn2.0.12 noarch",
+        ]
+    );
+}
+
+#[test]
+fn damaged_berkeley_db_packages_are_errors_naming_the_file() {
+    let work = tempfile::tempdir().unwrap();
+    let blobs = real_rpm_headers(work.path());
+    let root = work.path().join("root");
+    write_bdb_packages(&root, &blobs, 5, &["db_pagesize=4096"]);
+    let db = root.join("var/lib/rpm/Packages");
+    let good = std::fs::read(&db).unwrap();
+    let page_size = 4096;
+    let pages = good.len() / page_size;
+
+    // truncated: shorter than its metadata's last page
+    std::fs::write(&db, &good[..good.len() - page_size]).unwrap();
+    let e = agent_inventory(&root).unwrap_err();
+    assert!(
+        e.starts_with("/var/lib/rpm/Packages: truncated: the metadata says the last page is"),
+        "{e}"
+    );
+    std::fs::write(&db, &good[..100]).unwrap();
+    let e = agent_inventory(&root).unwrap_err();
+    assert!(
+        e.starts_with("/var/lib/rpm/Packages: not a Berkeley DB file"),
+        "{e}"
+    );
+
+    // an overflow chain turned into a loop: the kernel's header spans several pages
+    let mut looped = good.clone();
+    let chained = (1..pages)
+        .find(|&p| {
+            let page = &good[p * page_size..(p + 1) * page_size];
+            page[25] == 7 && u32::from_le_bytes(page[16..20].try_into().unwrap()) != 0
+        })
+        .expect("an overflow page with a successor");
+    looped[chained * page_size + 16..chained * page_size + 20]
+        .copy_from_slice(&(chained as u32).to_le_bytes());
+    std::fs::write(&db, &looped).unwrap();
+    let inv = agent_inventory(&root).unwrap();
+    assert!(
+        inv.problems
+            .iter()
+            .any(|p| p.starts_with("/var/lib/rpm/Packages: page ") && p.contains("overflow")),
+        "{:?}",
+        inv.problems
+    );
+    // the other records are still read
+    assert!(inv.packages.iter().any(|p| p.name == "glibc"));
+
+    // and through check: the damage is reported, never a pass
+    let (_, report, stderr) = check_json(&root, &["--only", "patch", "--stage", "bake"]);
+    let r = result(&report, "patch-security-updates");
+    assert_ne!(r["status"], "pass", "{stderr}\n{r}");
+
+    // any byte flipped anywhere: an error or problems, never a panic
+    let mut rng = Rng(0x05ee_dbdb);
+    for _ in 0..400 {
+        let mut bad = good.clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(bad.len());
+            bad[at] ^= 1 << rng.below(8);
+        }
+        std::fs::write(&db, &bad).unwrap();
+        let _ = agent_inventory(&root);
+    }
+}

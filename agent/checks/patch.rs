@@ -58,7 +58,7 @@ fn metadata(cx: &Context<'_>) -> Arc<MetadataState> {
 /// A tree without any package database (a fixture, a distroless container) is not a
 /// package-managed system: nothing to patch there, and nothing to pretend about.
 const NO_DATABASE: &str =
-    "no package database: neither /var/lib/dpkg/status nor an rpm database (rpmdb.sqlite) exists";
+    "no package database: neither /var/lib/dpkg/status nor an rpm database (rpmdb.sqlite, Berkeley DB Packages) exists";
 
 /// `missing` of the patch kinds: `fail` (default) or `not-applicable`, never `pass`.
 fn validate_missing(

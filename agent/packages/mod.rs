@@ -3,7 +3,7 @@
 //! mounted AMI are judged alike, without running dpkg, apt, rpm or dnf.
 //!
 //! * Installed packages: dpkg's `/var/lib/dpkg/status` ([`dpkg`]) or the rpm database
-//!   (`rpmdb.sqlite`, [`rpmdb`]).
+//!   (`rpmdb.sqlite`, [`rpmdb`]; Amazon Linux 2's Berkeley DB `Packages`, [`bdb`]).
 //! * Available security updates: apt's cached indexes in `/var/lib/apt/lists` ([`apt`]) or dnf's
 //!   cached repository metadata ([`repodata`]).
 //! * Versions are compared exactly as the tools compare them ([`debversion`], [`rpmversion`]).
@@ -12,6 +12,7 @@
 //! context's cache, however many rules ask.
 
 pub mod apt;
+pub mod bdb;
 pub mod deb822;
 pub mod debversion;
 pub mod dpkg;

@@ -6,7 +6,8 @@
 //!
 //! The database file is opened through the sysroot and handed to SQLite as `/proc/self/fd/N`,
 //! read-only and `immutable` (no locks, no journal: we never write, and the fd was resolved inside
-//! the root). Amazon Linux 2's Berkeley DB `Packages` is not read; it is reported as such.
+//! the root). Amazon Linux 2's Berkeley DB `Packages` holds the same header blobs, keyed by header
+//! number, in a hash database read by [`super::bdb`].
 
 use std::os::fd::AsRawFd;
 
@@ -122,10 +123,7 @@ pub fn parse_header(blob: &[u8]) -> Result<Header, String> {
 pub fn read(sysroot: &Sysroot) -> Result<Option<Inventory>, PackageError> {
     let Some(path) = SQLITE_PATHS.iter().find(|p| sysroot.exists(p)) else {
         if sysroot.exists(BDB_PATH) {
-            return Err(PackageError::format(
-                BDB_PATH,
-                "a Berkeley DB rpm database (Amazon Linux 2, RHEL 7) is not read by this version",
-            ));
+            return read_bdb(sysroot).map(Some);
         }
         return Ok(None);
     };
@@ -152,28 +150,66 @@ pub fn read(sysroot: &Sysroot) -> Result<Option<Inventory>, PackageError> {
         .map_err(sql)?;
     for row in rows {
         let (hnum, blob) = row.map_err(sql)?;
-        match parse_header(&blob) {
-            Ok(h) => {
-                if h.name == "gpg-pubkey" {
-                    continue; // imported signing keys, not software
-                }
-                inv.packages.push(Installed {
-                    version: format_evr(h.epoch, &h.version, &h.release),
-                    name: h.name,
-                    arch: h.arch,
-                    source: h.source_rpm,
-                    install_time: h.install_time,
-                });
-            }
-            Err(e) => inv
-                .problems
-                .push(format!("{path}: package row {hnum}: {e}")),
-        }
+        add_header(&mut inv, &blob, || format!("package row {hnum}"));
     }
     drop(file);
     inv.packages
         .sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
     Ok(Some(inv))
+}
+
+/// Adds the package of one header blob to the inventory, or its damage to the problems.
+fn add_header(inv: &mut Inventory, blob: &[u8], record: impl Fn() -> String) {
+    match parse_header(blob) {
+        Ok(h) => {
+            if h.name == "gpg-pubkey" {
+                return; // imported signing keys, not software
+            }
+            inv.packages.push(Installed {
+                version: format_evr(h.epoch, &h.version, &h.release),
+                name: h.name,
+                arch: h.arch,
+                source: h.source_rpm,
+                install_time: h.install_time,
+            });
+        }
+        Err(e) => inv
+            .problems
+            .push(format!("{}: {}: {e}", inv.path, record())),
+    }
+}
+
+/// Reads Amazon Linux 2's Berkeley DB `Packages`: every record but header number 0 (rpm's
+/// counter of the next number) is a header blob.
+pub fn read_bdb(sysroot: &Sysroot) -> Result<Inventory, PackageError> {
+    let file = sysroot.open_file(BDB_PATH)?;
+    let modified = file.metadata().ok().and_then(|m| m.modified().ok());
+    let db = super::bdb::read_hash(&file, BDB_PATH)?;
+    let mut inv = Inventory::new(PackageFormat::Rpm, BDB_PATH);
+    inv.modified = modified;
+    inv.problems.extend(db.problems.iter().cloned());
+    for rec in &db.records {
+        let Some(hnum) = db.key_u32(&rec.key) else {
+            inv.problems.push(format!(
+                "{BDB_PATH}: page {}: a {}-byte key, expected a 4-byte header number",
+                rec.page,
+                rec.key.len()
+            ));
+            continue;
+        };
+        if hnum == 0 {
+            continue;
+        }
+        add_header(&mut inv, &rec.data, || {
+            format!("header {hnum} (page {})", rec.page)
+        });
+    }
+    inv.packages
+        .sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    if inv.packages.is_empty() && !inv.problems.is_empty() {
+        return Err(PackageError::format(BDB_PATH, inv.problems.join("; ")));
+    }
+    Ok(inv)
 }
 
 /// Builds a header blob (for tests and fixtures): string and int32 tags, in the given order.
