@@ -126,6 +126,10 @@ pub struct CheckArgs {
     /// as an unprivileged uid (rule firewall-imds-probe; needs root).
     #[arg(long, conflicts_with = "offline")]
     pub active_probes: bool,
+    /// Refresh the package manager's metadata for --root (apt-get update, dnf/yum makecache)
+    /// before the patch rules read it; a failure is a warning. Useful at bake with network.
+    #[arg(long, conflicts_with = "offline")]
+    pub refresh_metadata: bool,
     /// The file-integrity manifest (a host path) that stage bake writes and boot/run verify;
     /// default /var/lib/ec2-harden/manifest inside --root.
     #[arg(long, value_name = "FILE")]
@@ -479,6 +483,22 @@ fn check(args: CheckArgs) -> CliResult {
         },
         probes: probe_settings(args.active_probes)?,
     };
+    if args.refresh_metadata
+        && engine::select(&baseline, &opts)
+            .iter()
+            .any(|r| r.meta.family == "patch")
+    {
+        let t = Instant::now();
+        let refresh = ec2_harden::packages::refresh::run(
+            &args.root,
+            &sysroot,
+            ec2_harden::packages::refresh::TIMEOUT,
+        );
+        facts.package_refresh = Some(refresh.map(|r| r.describe()).unwrap_or_else(|| {
+            "package metadata not refreshed: no dpkg or rpm database to refresh for".into()
+        }));
+        facts_ms += t.elapsed().as_secs_f64() * 1000.0;
+    }
     if engine::needs_imds(&baseline, &opts) {
         let t = Instant::now();
         facts.imds = Some(imds_facts(&sysroot, args.offline)?);

@@ -1459,3 +1459,142 @@ fn damaged_berkeley_db_packages_are_errors_naming_the_file() {
         let _ = agent_inventory(&root);
     }
 }
+
+// --- check --refresh-metadata: real apt-get update against a file:// repository ------------------
+
+#[test]
+fn refresh_metadata_runs_apt_get_update_for_the_root() {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // apt downloads as _apt: the tree must be readable
+    std::fs::set_permissions(w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // a newer hello in a security-labelled flat repository, indexed by dpkg-scanpackages
+    let repo = w.join("repo");
+    let pkg = w.join("pkg");
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        "Package: hello\nVersion: 2.10-3\nArchitecture: amd64\nMaintainer: t <t@t>\nDescription: t\n",
+    )
+    .unwrap();
+    run_ok(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&pkg)
+            .arg(repo.join("hello_2.10-3_amd64.deb")),
+    );
+    let packages = run_ok(
+        Command::new("dpkg-scanpackages")
+            .arg(".")
+            .current_dir(&repo),
+    );
+    std::fs::write(repo.join("Packages"), &packages).unwrap();
+    let sha = hex(&sha2::Sha256::digest(packages.as_bytes()));
+    std::fs::write(
+        repo.join("Release"),
+        format!(
+            "Origin: Debian\nLabel: Debian-Security\nSuite: bookworm-security\nCodename: bookworm-security\n\
+             Date: {}\nSHA256:\n {sha} {} Packages\n",
+            rfc2822(0),
+            packages.len()
+        ),
+    )
+    .unwrap();
+    // the root: hello 2.10-2 installed, the repository configured, no lists yet
+    let root = w.join("root");
+    for d in [
+        "var/lib/dpkg",
+        "var/lib/apt/lists/partial",
+        "var/cache/apt/archives/partial",
+        "etc/apt/apt.conf.d",
+        "etc/apt/preferences.d",
+        "etc/apt/sources.list.d",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(
+        root.join("var/lib/dpkg/status"),
+        "Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.10-2\n\n",
+    )
+    .unwrap();
+    let sources = root.join("etc/apt/sources.list");
+    std::fs::write(
+        &sources,
+        format!("deb [trusted=yes] file:{} ./\n", repo.display()),
+    )
+    .unwrap();
+
+    // without a refresh there is nothing to judge by
+    let (_, report, _) = check_json(&root, &["--only", "patch", "--stage", "bake"]);
+    assert_eq!(status_of(&report, "patch-metadata-fresh"), "fail");
+    assert_ne!(status_of(&report, "patch-security-updates"), "pass");
+    assert!(report["host"]["package_refresh"].is_null());
+
+    // with it, apt-get update fills the root's lists and the update is seen
+    let (code, report, stderr) = check_json(
+        &root,
+        &["--only", "patch", "--stage", "bake", "--refresh-metadata"],
+    );
+    let refresh = report["host"]["package_refresh"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        refresh.starts_with("package metadata refreshed by `apt-get -q -o Dir="),
+        "{refresh}\n{stderr}"
+    );
+    assert_eq!(
+        status_of(&report, "patch-metadata-fresh"),
+        "pass",
+        "{stderr}"
+    );
+    let r = result(&report, "patch-security-updates");
+    let first = r["evidence"][0]["message"].as_str().unwrap();
+    assert!(
+        first.starts_with("hello:amd64 2.10-2 -> 2.10-3 from Debian-Security bookworm-security"),
+        "{r}"
+    );
+    assert_eq!(code, 1);
+
+    // a refresh that fails is a warning and a line in the report; the stale lists are judged
+    std::fs::write(
+        &sources,
+        format!("deb [trusted=yes] file:{}/missing ./\n", w.display()),
+    )
+    .unwrap();
+    for f in std::fs::read_dir(root.join("var/lib/apt/lists")).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    let (_, report, stderr) = check_json(
+        &root,
+        &["--only", "patch", "--stage", "bake", "--refresh-metadata"],
+    );
+    let refresh = report["host"]["package_refresh"].as_str().unwrap();
+    assert!(refresh.contains("failed"), "{refresh}");
+    assert!(
+        stderr.contains("package metadata refresh failed"),
+        "{stderr}"
+    );
+    let fresh = result(&report, "patch-metadata-fresh");
+    assert_eq!(fresh["status"], "fail", "{fresh}");
+
+    // never with --offline
+    let (code, _, _) = common::run(&[
+        "check",
+        "--root",
+        root.to_str().unwrap(),
+        "--offline",
+        "--refresh-metadata",
+    ]);
+    assert_eq!(code, 2);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

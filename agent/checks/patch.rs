@@ -326,10 +326,16 @@ impl Check for PackageMetadataCheck {
             Ok(Some(inv)) => inv,
         };
         let meta_state = metadata(cx);
-        match security_metadata(&meta_state, inv, self.missing) {
+        let mut outcome = match security_metadata(&meta_state, inv, self.missing) {
             Ok(meta) => self.judge(meta, Timestamp::now()),
             Err(outcome) => outcome,
+        };
+        if let (Some(refresh), Outcome::Pass { evidence } | Outcome::Fail { evidence }) =
+            (&cx.facts.package_refresh, &mut outcome)
+        {
+            evidence.push(Evidence::new(refresh.clone()));
         }
+        outcome
     }
 }
 

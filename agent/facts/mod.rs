@@ -33,6 +33,9 @@ pub struct HostFacts {
     /// [`crate::imds::gather`] before the checks, within its deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imds: Option<crate::imds::ImdsFacts>,
+    /// What `check --refresh-metadata` did, when it ran (see [`crate::packages::refresh`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_refresh: Option<String>,
 }
 
 impl HostFacts {
@@ -74,6 +77,7 @@ impl HostFacts {
             arch: std::env::consts::ARCH.to_string(),
             notes,
             imds: None,
+            package_refresh: None,
         }
     }
 }

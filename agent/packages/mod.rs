@@ -6,6 +6,8 @@
 //!   (`rpmdb.sqlite`, [`rpmdb`]; Amazon Linux 2's Berkeley DB `Packages`, [`bdb`]).
 //! * Available security updates: apt's cached indexes in `/var/lib/apt/lists` ([`apt`]) or dnf's
 //!   cached repository metadata ([`repodata`]).
+//! * `check --refresh-metadata` asks the package manager to refresh that metadata first
+//!   ([`refresh`]).
 //! * Versions are compared exactly as the tools compare them ([`debversion`], [`rpmversion`]).
 //!
 //! The patch rule kinds ([`crate::checks::patch`]) compute all of this once per run through the
@@ -16,6 +18,7 @@ pub mod bdb;
 pub mod deb822;
 pub mod debversion;
 pub mod dpkg;
+pub mod refresh;
 pub mod repodata;
 pub mod rpmdb;
 pub mod rpmversion;

@@ -197,6 +197,25 @@ fn repo_id(dir: &str) -> String {
     }
 }
 
+/// The release dnf substitutes for `$releasever`: `/etc/dnf/vars/releasever` (where Amazon Linux
+/// 2023 records the release it is locked to, or `latest`), yum's `/etc/yum/vars/releasever`,
+/// else os-release's `VERSION_ID`.
+pub fn releasever(sysroot: &Sysroot) -> Option<String> {
+    for path in ["/etc/dnf/vars/releasever", "/etc/yum/vars/releasever"] {
+        if let Ok(text) = sysroot.read_to_string(path) {
+            let v = text.trim();
+            if !v.is_empty() {
+                return Some(v.to_string());
+            }
+        }
+    }
+    let os = sysroot.read_to_string("/etc/os-release").ok()?;
+    os.lines()
+        .find_map(|l| l.strip_prefix("VERSION_ID="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// Reads dnf's caches against the installed packages. `Ok(None)` when there is no cache.
 pub fn read(sysroot: &Sysroot, inv: &Inventory) -> Result<Option<UpdateMetadata>, PackageError> {
     let mut repomds = Vec::new();

@@ -30,6 +30,7 @@ fn host() -> HostFacts {
         arch: "x86_64".to_string(),
         notes: Vec::new(),
         imds: None,
+        package_refresh: None,
     }
 }
 
