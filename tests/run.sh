@@ -35,6 +35,8 @@ command -v createrepo_c >/dev/null 2>&1 || apt_needed+=(createrepo-c)
 command -v dnf >/dev/null 2>&1 || apt_needed+=(dnf)
 # Berkeley DB's own db5.3_load writes Amazon Linux 2's rpm Packages database for tests/patch.rs
 command -v db5.3_load >/dev/null 2>&1 || apt_needed+=(db5.3-util)
+# dpkg-scanpackages indexes the file:// repository of the --refresh-metadata test
+command -v dpkg-scanpackages >/dev/null 2>&1 || apt_needed+=(dpkg-dev)
 # the integrations (tests/integrations.rs): Packer 1.6.6 and sshd for its null-source build,
 # cloud-init's schema, systemd-analyze, and a Python venv (below) for the AWS CLI, moto, cfn-lint
 command -v packer >/dev/null 2>&1 || apt_needed+=(packer)
