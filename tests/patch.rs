@@ -1598,3 +1598,61 @@ fn refresh_metadata_runs_apt_get_update_for_the_root() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn yum_cache_layout_and_the_release_lock_are_read() {
+    let root = al2023_tree(None);
+    let evidence_of = |report: &serde_json::Value, id: &str| -> Vec<String> {
+        result(report, id)["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // dnf locked to a release, or following the newest one: the metadata verdict says which
+    std::fs::create_dir_all(root.path().join("etc/dnf/vars")).unwrap();
+    std::fs::write(
+        root.path().join("etc/dnf/vars/releasever"),
+        "2023.6.20241010\n",
+    )
+    .unwrap();
+    let (_, report, _) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
+    let notes = evidence_of(&report, "patch-metadata-fresh");
+    assert!(
+        notes.iter().any(|n| n.contains(
+            "dnf locked to release 2023.6.20241010 (/etc/dnf/vars/releasever): advisories fixed only in newer releases are not in this metadata"
+        )),
+        "{notes:#?}"
+    );
+    std::fs::write(root.path().join("etc/dnf/vars/releasever"), "latest\n").unwrap();
+    let (_, report, _) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
+    let notes = evidence_of(&report, "patch-metadata-fresh");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("dnf releasever = latest: dnf follows the newest release")),
+        "{notes:#?}"
+    );
+
+    // the same repository kept the way yum keeps it: repomd.xml and the files by base name
+    let dnf = root
+        .path()
+        .join("var/cache/dnf/amazonlinux-0123456789abcdef/repodata");
+    let yum = root.path().join("var/cache/yum/x86_64/2023/amazonlinux");
+    std::fs::create_dir_all(&yum).unwrap();
+    for f in ["repomd.xml", "aa11-updateinfo.xml.gz"] {
+        std::fs::rename(dnf.join(f), yum.join(f)).unwrap();
+    }
+    std::fs::remove_dir_all(root.path().join("var/cache/dnf")).unwrap();
+    let (code, report, stderr) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
+    assert_eq!(
+        evidence_of(&report, "patch-security-updates"),
+        vec![
+            "openssl-libs:x86_64 1:3.0.8-1.amzn2023.0.10 -> 1:3.0.8-1.amzn2023.0.12 from amazonlinux, ALAS2023-2024-481 (important, CVE-2023-5678, CVE-2023-6129)",
+        ],
+        "{stderr}"
+    );
+    assert_eq!(code, 1);
+    assert_eq!(result(&report, "patch-metadata-fresh")["status"], "pass");
+}

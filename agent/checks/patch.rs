@@ -327,7 +327,14 @@ impl Check for PackageMetadataCheck {
         };
         let meta_state = metadata(cx);
         let mut outcome = match security_metadata(&meta_state, inv, self.missing) {
-            Ok(meta) => self.judge(meta, Timestamp::now()),
+            Ok(meta) => {
+                let mut outcome = self.judge(meta, Timestamp::now());
+                // what this metadata cannot show (Amazon Linux 2023's release lock)
+                if let Outcome::Pass { evidence } | Outcome::Fail { evidence } = &mut outcome {
+                    evidence.extend(meta.notes.iter().map(|n| Evidence::new(n.clone())));
+                }
+                outcome
+            }
             Err(outcome) => outcome,
         };
         if let (Some(refresh), Outcome::Pass { evidence } | Outcome::Fail { evidence }) =

@@ -2,11 +2,13 @@
 //! `updateinfo` (security advisories: id, type, severity, CVE references, and the fixed package
 //! versions). An installed package with the advisory's name and architecture at an older EVR is
 //! missing that advisory's fix — what `dnf updateinfo list --security` lists. Caches are looked for
-//! where dnf 4 (`/var/cache/dnf/<repo>-<hash>/`) and dnf 5 (`/var/cache/libdnf5/…`) keep them.
+//! where dnf 4 (`/var/cache/dnf/<repo>-<hash>/repodata/`), dnf 5 (`/var/cache/libdnf5/…`) and
+//! yum (Amazon Linux 2: `/var/cache/yum/<basearch>/<releasever>/<repo>/`, repomd.xml and the
+//! downloaded files side by side, under their base names) keep them.
 //!
-//! Amazon Linux 2023 locks a host to one release: its metadata only carries advisories fixed in
-//! that release, so newer advisories cannot be seen from it. The installed release is reported
-//! with the verdict.
+//! Amazon Linux 2023 locks a host to one release (`/etc/dnf/vars/releasever`): its metadata only
+//! carries advisories fixed in that release, so newer advisories cannot be seen from it. The
+//! installed and locked releases are reported with the verdict; `latest` follows new releases.
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -21,6 +23,34 @@ pub const CACHE_GLOBS: &[&str] = &[
     "/var/cache/dnf/*/repodata/repomd.xml",
     "/var/cache/libdnf5/*/repodata/repomd.xml",
 ];
+
+/// yum's cache: `/var/cache/yum/<basearch>/<releasever>/<repo>/repomd.xml`.
+pub const YUM_CACHE_GLOB: &str = "/var/cache/yum/*/*/*/repomd.xml";
+
+/// Where a cached repository's files are, by cache layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// dnf: `<repo dir>/repodata/repomd.xml`, hrefs relative to the repo dir.
+    Dnf,
+    /// yum: `<repo dir>/repomd.xml`, each file under the base name of its href.
+    Yum,
+}
+
+impl Layout {
+    fn repo_dir(self, repomd: &str) -> String {
+        match self {
+            Layout::Dnf => repomd.trim_end_matches("/repodata/repomd.xml").to_string(),
+            Layout::Yum => repomd.trim_end_matches("/repomd.xml").to_string(),
+        }
+    }
+
+    fn file(self, repo_dir: &str, href: &str) -> String {
+        match self {
+            Layout::Dnf => format!("{repo_dir}/{href}"),
+            Layout::Yum => format!("{repo_dir}/{}", href.rsplit('/').next().unwrap_or(href)),
+        }
+    }
+}
 
 /// One `<data>` entry of repomd.xml.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,26 +246,63 @@ pub fn releasever(sysroot: &Sysroot) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Reads dnf's caches against the installed packages. `Ok(None)` when there is no cache.
+/// What Amazon Linux 2023's release lock means for the advisories this metadata can show: the
+/// installed release (`/etc/amazon-linux-release`) and the release dnf is locked to
+/// (`/etc/dnf/vars/releasever`: a release, or `latest`). `None` elsewhere.
+fn release_note(sysroot: &Sysroot) -> Option<String> {
+    let text = sysroot.read_to_string("/etc/amazon-linux-release").ok()?;
+    let installed = text.lines().next().unwrap_or("").trim().to_string();
+    if !installed.contains("2023") {
+        return None;
+    }
+    let locked = sysroot
+        .read_to_string("/etc/dnf/vars/releasever")
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    Some(match locked.as_deref() {
+        Some("latest") => format!(
+            "{installed}; dnf releasever = latest: dnf follows the newest release, so newer \
+             releases' advisories show once the metadata is refreshed"
+        ),
+        Some(release) => format!(
+            "{installed}; dnf locked to release {release} (/etc/dnf/vars/releasever): advisories \
+             fixed only in newer releases are not in this metadata (dnf check-release-update)"
+        ),
+        None => format!(
+            "{installed}: Amazon Linux 2023 is locked to its release, so advisories fixed only in \
+             newer releases are not in this metadata (dnf check-release-update)"
+        ),
+    })
+}
+
+/// Reads dnf's and yum's caches against the installed packages. `Ok(None)` when there is no cache.
 pub fn read(sysroot: &Sysroot, inv: &Inventory) -> Result<Option<UpdateMetadata>, PackageError> {
     let mut repomds = Vec::new();
     for pattern in CACHE_GLOBS {
-        repomds.extend(sysroot.glob(pattern)?);
+        repomds.extend(sysroot.glob(pattern)?.into_iter().map(|p| (p, Layout::Dnf)));
     }
+    let dnf = !repomds.is_empty();
+    repomds.extend(
+        sysroot
+            .glob(YUM_CACHE_GLOB)?
+            .into_iter()
+            .map(|p| (p, Layout::Yum)),
+    );
     if repomds.is_empty() {
         return Ok(None);
     }
-    let mut meta = UpdateMetadata::new("dnf", "/var/cache/dnf");
-    if let Ok(text) = sysroot.read_to_string("/etc/amazon-linux-release") {
-        let release = text.lines().next().unwrap_or("").trim().to_string();
-        meta.notes.push(format!(
-            "{release}: Amazon Linux 2023 is locked to its release, so advisories fixed only in newer \
-             releases are not in this metadata (dnf check-release-update)"
-        ));
+    let mut meta = if dnf {
+        UpdateMetadata::new("dnf", "/var/cache/dnf")
+    } else {
+        UpdateMetadata::new("yum", "/var/cache/yum")
+    };
+    if let Some(note) = release_note(sysroot) {
+        meta.notes.push(note);
     }
-    for repomd in repomds {
+    for (repomd, layout) in repomds {
         let repomd = repomd.to_string_lossy().into_owned();
-        let repo_dir = repomd.trim_end_matches("/repodata/repomd.xml").to_string();
+        let repo_dir = layout.repo_dir(&repomd);
         let name = repo_id(repo_dir.rsplit('/').next().unwrap_or(&repo_dir));
         let data = match sysroot
             .read_to_string(&repomd)
@@ -262,7 +329,7 @@ pub fn read(sysroot: &Sysroot, inv: &Inventory) -> Result<Option<UpdateMetadata>
             indexes: Vec::new(),
         };
         if let Some(ui) = updateinfo {
-            let path = format!("{repo_dir}/{}", ui.href);
+            let path = layout.file(&repo_dir, &ui.href);
             source.indexes.push(path.clone());
             let advisories = super::apt::read_index(sysroot, &path)
                 .and_then(|bytes| parse_updateinfo(&path, &String::from_utf8_lossy(&bytes)));
