@@ -8,53 +8,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 
-use common::{apply, check_json, ids_with, result, status};
-
-const PACKAGES: &str = "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
-const MIRROR: &str = "http://deb.debian.org/debian";
-
-/// The cached root, built on first use (one build even when tests run in parallel).
-fn base_root() -> PathBuf {
-    static BUILD: Mutex<()> = Mutex::new(());
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debootstrap");
-    let root = dir.join("bookworm-ec2");
-    let marker = dir.join("bookworm-ec2.packages");
-    if root.is_dir() && std::fs::read_to_string(&marker).is_ok_and(|m| m == PACKAGES) {
-        return root;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let tmp = dir.join("bookworm-ec2.tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    let _ = std::fs::remove_dir_all(&root);
-    let out = Command::new("debootstrap")
-        .args([
-            "--variant=minbase",
-            &format!("--include={PACKAGES}"),
-            "bookworm",
-        ])
-        .arg(&tmp)
-        .arg(MIRROR)
-        .output()
-        .expect("debootstrap is installed (tests/run.sh installs it)");
-    assert!(
-        out.status.success(),
-        "debootstrap failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::rename(&tmp, &root).unwrap();
-    std::fs::write(&marker, PACKAGES).unwrap();
-    root
-}
+use common::{apply, check_json, debootstrap_root, ids_with, result, status};
 
 /// A private copy of the cached root (owners, modes and links preserved).
 fn working_copy() -> tempfile::TempDir {
-    let base = base_root();
+    let base = debootstrap_root();
     let dir = tempfile::Builder::new()
         .prefix("ec2h-debootstrap-")
         .tempdir()

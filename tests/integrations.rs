@@ -23,7 +23,6 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::apply;
@@ -235,34 +234,7 @@ impl Drop for SshTarget {
 /// The cached debootstrapped Debian 12 root of tests/debootstrap.rs, copied (owners, modes and
 /// links preserved). Built here too when this suite runs first.
 fn debian_root() -> tempfile::TempDir {
-    static BUILD: Mutex<()> = Mutex::new(());
-    const PACKAGES: &str = "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
-    let base = repo().join("target/debootstrap/bookworm-ec2");
-    {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let marker = repo().join("target/debootstrap/bookworm-ec2.packages");
-        if !(base.is_dir() && fs::read_to_string(&marker).is_ok_and(|m| m == PACKAGES)) {
-            // tests/debootstrap.rs builds the same root; build it the same way here
-            let tmp = repo().join("target/debootstrap/bookworm-ec2.integrations.tmp");
-            let _ = fs::remove_dir_all(&tmp);
-            fs::create_dir_all(tmp.parent().unwrap()).unwrap();
-            let out = output(
-                Command::new("debootstrap")
-                    .args([
-                        "--variant=minbase",
-                        &format!("--include={PACKAGES}"),
-                        "bookworm",
-                    ])
-                    .arg(&tmp)
-                    .arg("http://deb.debian.org/debian"),
-            );
-            assert!(out.status.success(), "debootstrap: {}", text(&out));
-            if !base.is_dir() {
-                fs::rename(&tmp, &base).unwrap();
-                fs::write(&marker, PACKAGES).unwrap();
-            }
-        }
-    }
+    let base = common::debootstrap_root();
     let dir = tempfile::Builder::new()
         .prefix("ec2h-integ-root-")
         .tempdir()

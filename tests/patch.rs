@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{check_json, result};
+use common::{check_json, debootstrap_root, result};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -251,40 +251,6 @@ fn this_host_lists_exactly_the_security_updates_apt_lists() {
 }
 
 // --- the debootstrapped Debian root ------------------------------------------------------------
-
-/// The root tests/debootstrap.rs builds and caches (same packages and marker, so whichever test
-/// runs first builds it for both).
-fn debootstrap_root() -> PathBuf {
-    const PACKAGES: &str = "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debootstrap");
-    let root = dir.join("bookworm-ec2");
-    let marker = dir.join("bookworm-ec2.packages");
-    if root.is_dir() && std::fs::read_to_string(&marker).is_ok_and(|m| m == PACKAGES) {
-        return root;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let tmp = dir.join("bookworm-ec2.tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    let _ = std::fs::remove_dir_all(&root);
-    let out = Command::new("debootstrap")
-        .args([
-            "--variant=minbase",
-            &format!("--include={PACKAGES}"),
-            "bookworm",
-        ])
-        .arg(&tmp)
-        .arg("http://deb.debian.org/debian")
-        .output()
-        .expect("debootstrap is installed (tests/run.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::rename(&tmp, &root).unwrap();
-    std::fs::write(&marker, PACKAGES).unwrap();
-    root
-}
 
 #[test]
 fn debootstrap_root_without_then_with_security_metadata() {

@@ -217,3 +217,45 @@ pub fn ids_with(report: &serde_json::Value, status: &str) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// Packages of the real Debian 12 root the integration suites share (an EC2 image's set).
+pub const DEBOOTSTRAP_PACKAGES: &str =
+    "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
+
+/// The real Debian 12 root made by `debootstrap --variant=minbase --include=DEBOOTSTRAP_PACKAGES
+/// bookworm` from Debian's archive, built once and cached under `target/debootstrap/` (about 40 s
+/// and 250 MB); every suite that needs it (debootstrap, patch, integrations) gets the same tree.
+/// Callers copy it before changing anything.
+pub fn debootstrap_root() -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debootstrap");
+    let root = dir.join("bookworm-ec2");
+    let marker = dir.join("bookworm-ec2.packages");
+    if root.is_dir() && fs::read_to_string(&marker).is_ok_and(|m| m == DEBOOTSTRAP_PACKAGES) {
+        return root;
+    }
+    fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!("bookworm-ec2.tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let _ = fs::remove_dir_all(&root);
+    let out = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            &format!("--include={DEBOOTSTRAP_PACKAGES}"),
+            "bookworm",
+        ])
+        .arg(&tmp)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .expect("debootstrap is installed (tests/run.sh installs it)");
+    assert!(
+        out.status.success(),
+        "debootstrap failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::rename(&tmp, &root).unwrap();
+    fs::write(&marker, DEBOOTSTRAP_PACKAGES).unwrap();
+    root
+}
