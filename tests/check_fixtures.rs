@@ -186,6 +186,7 @@ fn hardened_debian_12_passes_every_rule() {
             // this tree carries no package database (tests/patch.rs covers the patch family)
             "patch-metadata-fresh",
             "patch-no-pending-reboot",
+            "patch-recent-package-install",
             "patch-security-updates",
         ]
     );

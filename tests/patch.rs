@@ -1622,3 +1622,79 @@ fn yum_cache_layout_and_the_release_lock_are_read() {
     assert_eq!(code, 1);
     assert_eq!(result(&report, "patch-metadata-fresh")["status"], "pass");
 }
+
+#[test]
+fn the_age_of_the_newest_package_install_is_judged() {
+    let tree = Tree::new();
+    let touch = |rel: &str, when: &str| {
+        let ok = Command::new("touch")
+            .args(["-h", "-d", when])
+            .arg(tree.dir.path().join(rel))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    // dpkg: the newest package file list is the newest install
+    tree.write("var/lib/dpkg/info/openssl.list", b"/usr/bin/openssl\n");
+    tree.write(
+        "var/lib/dpkg/info/libc6:amd64.list",
+        b"/usr/lib/libc.so.6\n",
+    );
+    touch("var/lib/dpkg/info/openssl.list", "45 days ago");
+    touch("var/lib/dpkg/info/libc6:amd64.list", "90 days ago");
+    let (_, report) = tree.check(&[]);
+    let r = result(&report, "patch-recent-package-install");
+    assert_eq!(r["status"], "fail", "{r}");
+    let ev = &r["evidence"][0];
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("newest package install or upgrade: openssl, "),
+        "{ev}"
+    );
+    assert_eq!(ev["found"], "45 days ago");
+    assert_eq!(ev["expected"], "at most 30 days");
+    // a site that patches quarterly
+    let site = tree.dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        "[baseline]\nname = \"site\"\nversion = \"1\"\n\n[[package_age]]\n\
+         id = \"patch-recent-package-install\"\ntitle = \"t\"\nseverity = \"low\"\n\
+         rationale = \"r\"\nremediation = \"r\"\nmax_days = 92\n",
+    )
+    .unwrap();
+    let (_, report) = tree.check(&["--baseline", site.to_str().unwrap()]);
+    assert_eq!(status_of(&report, "patch-recent-package-install"), "pass");
+    // an upgrade today
+    touch("var/lib/dpkg/info/libc6:amd64.list", "now");
+    let (_, report) = tree.check(&[]);
+    let r = result(&report, "patch-recent-package-install");
+    assert_eq!(r["status"], "pass", "{r}");
+    assert_eq!(r["evidence"][0]["found"], "0 days ago");
+    assert!(r["evidence"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains(": libc6:amd64, "));
+    // rpm: INSTALLTIME of the newest package (the kernel, an hour ago, in this tree)
+    let root = al2023_tree(None);
+    let (_, report, _) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
+    let r = result(&report, "patch-recent-package-install");
+    assert_eq!(r["status"], "pass", "{r}");
+    assert_eq!(r["evidence"][0]["path"], "/var/lib/rpm/rpmdb.sqlite");
+    // a bad limit is refused at its position
+    std::fs::write(
+        &site,
+        "[baseline]\nname = \"site\"\nversion = \"1\"\n\n[[package_age]]\n\
+         id = \"patch-recent-package-install\"\ntitle = \"t\"\nseverity = \"low\"\n\
+         rationale = \"r\"\nremediation = \"r\"\nmax_days = 0\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = common::run(&["baseline", "validate", site.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(":11:12: error: `max_days` must be 1 to 3650, found 0"),
+        "{stderr}"
+    );
+}

@@ -52,6 +52,7 @@ crate::baseline::file::declare_kinds! {
     security_updates => patch::SecurityUpdates, family = "patch";
     package_metadata => patch::PackageMetadata, family = "patch";
     reboot_required => patch::RebootRequired, family = "patch";
+    package_age => patch::PackageAge, family = "patch";
     integrity => integrity::Integrity, family = "fim";
     imds => imds::Imds, family = "imds";
     static_credentials => credentials::StaticCredentials, family = "credentials";

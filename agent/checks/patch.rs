@@ -349,6 +349,120 @@ impl Check for PackageMetadataCheck {
 // ---------------------------------------------------------------------------------------------
 
 rule_params! {
+    /// TOML parameters of `[[package_age]]`.
+    pub struct PackageAge {
+        /// Most days since the newest package install or upgrade (default 30).
+        #[serde(default)]
+        pub max_days: Option<Spanned<i64>>,
+    }
+}
+
+#[derive(Debug)]
+pub struct PackageAgeCheck {
+    max_days: i64,
+}
+
+impl CompileCheck for PackageAge {
+    fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>> {
+        let max_days = match &self.max_days {
+            None => 30,
+            Some(d) if (1..=3650).contains(d.get_ref()) => *d.get_ref(),
+            Some(d) => {
+                diags.error(
+                    d.span(),
+                    format!("`max_days` must be 1 to 3650, found {}", d.get_ref()),
+                );
+                return None;
+            }
+        };
+        Some(Box::new(PackageAgeCheck { max_days }))
+    }
+}
+
+/// The newest package install or upgrade: rpm records each package's `INSTALLTIME`; dpkg
+/// rewrites a package's file list (`/var/lib/dpkg/info/<pkg>.list`) when it installs or upgrades
+/// it, so the newest list's modification time is the newest install (else the status file's,
+/// which removals also touch). `None` when neither says.
+fn newest_install(
+    cx: &Context<'_>,
+    inv: &Inventory,
+) -> Result<Option<(Timestamp, String)>, String> {
+    match inv.format {
+        PackageFormat::Rpm => Ok(inv
+            .packages
+            .iter()
+            .filter_map(|p| {
+                let t = Timestamp::from_second(p.install_time?).ok()?;
+                Some((t, format!("{}-{}.{}", p.name, p.version, p.arch)))
+            })
+            .max_by_key(|(t, _)| *t)),
+        PackageFormat::Deb => {
+            let lists = cx
+                .sysroot
+                .glob("/var/lib/dpkg/info/*.list")
+                .map_err(|e| e.to_string())?;
+            let mut newest: Option<(Timestamp, String)> = None;
+            for list in &lists {
+                let md = match cx.sysroot.symlink_metadata(list) {
+                    Ok(md) => md,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e.to_string()),
+                };
+                let Some(t) = md.modified().ok().and_then(|m| Timestamp::try_from(m).ok()) else {
+                    continue;
+                };
+                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                    let name = list
+                        .file_name()
+                        .map(|n| n.to_string_lossy().trim_end_matches(".list").to_string())
+                        .unwrap_or_default();
+                    newest = Some((t, name));
+                }
+            }
+            Ok(newest.or_else(|| {
+                let t = Timestamp::try_from(inv.modified?).ok()?;
+                Some((t, format!("{} (last change)", inv.path)))
+            }))
+        }
+    }
+}
+
+impl Check for PackageAgeCheck {
+    fn evaluate(&self, cx: &Context<'_>) -> Outcome {
+        let inv_state = inventory(cx);
+        let inv = match &inv_state.0 {
+            Err(e) => return Outcome::error(e),
+            Ok(None) => return Outcome::not_applicable(NO_DATABASE),
+            Ok(Some(inv)) => inv,
+        };
+        let (when, what) = match newest_install(cx, inv) {
+            Err(e) => return Outcome::error(e),
+            Ok(None) => {
+                return Outcome::error(format!(
+                    "{}: no install time recorded for any package, so how current the system is cannot be told",
+                    inv.path
+                ))
+            }
+            Ok(Some(newest)) => newest,
+        };
+        let days = Timestamp::now().duration_since(when).as_secs() / 86_400;
+        let ev = Evidence::new(format!(
+            "newest package install or upgrade: {what}, {}",
+            describe_date(Some(when))
+        ))
+        .path(inv.path.clone())
+        .found(format!("{days} days ago"));
+        if days > self.max_days {
+            Outcome::fail(ev.expected(format!("at most {} days", self.max_days)))
+        } else {
+            Outcome::pass(ev)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+rule_params! {
     /// TOML parameters of `[[reboot_required]]`.
     pub struct RebootRequired {
         /// rpm systems: packages whose update after boot needs a reboot (dnf's

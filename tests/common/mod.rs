@@ -232,7 +232,17 @@ pub fn debootstrap_root() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debootstrap");
     let root = dir.join("bookworm-ec2");
     let marker = dir.join("bookworm-ec2.packages");
-    if root.is_dir() && fs::read_to_string(&marker).is_ok_and(|m| m == DEBOOTSTRAP_PACKAGES) {
+    // rebuilt after 20 days, so the root stays a freshly installed system (the patch family
+    // judges how old the newest package install is)
+    let fresh = fs::metadata(&marker)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(20 * 86_400));
+    if fresh
+        && root.is_dir()
+        && fs::read_to_string(&marker).is_ok_and(|m| m == DEBOOTSTRAP_PACKAGES)
+    {
         return root;
     }
     fs::create_dir_all(&dir).unwrap();
