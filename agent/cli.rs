@@ -296,6 +296,15 @@ fn probe_settings(active: bool) -> Result<ec2_harden::probe::ProbeSettings, Fail
 /// Most of `fim verify`'s text output, like the text report (SSM shows 24,000 characters).
 const FIM_TEXT_MAX: usize = 24_000;
 
+/// A pinned manifest digest from a flag (`HEX` or `sha256:HEX`); a malformed one is a usage error
+/// naming the flag.
+fn digest_arg(flag: &str, value: Option<&str>) -> Result<Option<[u8; 32]>, Failure> {
+    value
+        .map(fim::parse_digest)
+        .transpose()
+        .map_err(|e| Failure::config(anyhow::Error::new(e).context(flag.to_string())))
+}
+
 fn fim_failure(e: fim::FimError) -> Failure {
     if e.is_config() {
         Failure::config(e)
@@ -361,12 +370,7 @@ fn fim_init(args: FimArgs) -> CliResult {
 }
 
 fn fim_verify(args: FimArgs) -> CliResult {
-    let expect_digest = args
-        .expect_digest
-        .as_deref()
-        .map(fim::parse_digest)
-        .transpose()
-        .map_err(|e| Failure::config(anyhow::Error::new(e).context("--expect-digest")))?;
+    let expect_digest = digest_arg("--expect-digest", args.expect_digest.as_deref())?;
     let sysroot = open_root(&args.root)?;
     let (policy, _) = fim_policy(&args, &sysroot, true)?;
     let report = fim::verify(
@@ -432,12 +436,7 @@ fn check(args: CheckArgs) -> CliResult {
             "--report ssm: SSM reporting is not available in this version yet"
         )));
     }
-    let expect_digest = args
-        .fim_expect_digest
-        .as_deref()
-        .map(fim::parse_digest)
-        .transpose()
-        .map_err(|e| Failure::config(anyhow::Error::new(e).context("--fim-expect-digest")))?;
+    let expect_digest = digest_arg("--fim-expect-digest", args.fim_expect_digest.as_deref())?;
     let start = Instant::now();
     let sysroot = open_root(&args.root)?;
     let mut facts = HostFacts::gather(&sysroot);

@@ -257,20 +257,26 @@ pub struct PackageMetadataCheck {
     missing: IfMissing,
 }
 
+/// A day count parameter: 1 to 3650 (ten years), `default` when absent; out of range is an error
+/// at its position (and `default` is returned so validation can go on).
+fn days(diags: &mut Diagnostics<'_>, key: &str, value: &Option<Spanned<i64>>, default: i64) -> i64 {
+    match value {
+        None => default,
+        Some(d) if (1..=3650).contains(d.get_ref()) => *d.get_ref(),
+        Some(d) => {
+            diags.error(
+                d.span(),
+                format!("`{key}` must be 1 to 3650, found {}", d.get_ref()),
+            );
+            default
+        }
+    }
+}
+
 impl CompileCheck for PackageMetadata {
     fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>> {
         let mark = diags.mark();
-        let max_age_days = match &self.max_age_days {
-            None => 7,
-            Some(d) if (1..=3650).contains(d.get_ref()) => *d.get_ref(),
-            Some(d) => {
-                diags.error(
-                    d.span(),
-                    format!("`max_age_days` must be 1 to 3650, found {}", d.get_ref()),
-                );
-                7
-            }
-        };
+        let max_age_days = days(diags, "max_age_days", &self.max_age_days, 7);
         let missing = validate_missing(diags, &self.missing);
         if diags.errors_since(mark) {
             return None;
@@ -364,17 +370,11 @@ pub struct PackageAgeCheck {
 
 impl CompileCheck for PackageAge {
     fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>> {
-        let max_days = match &self.max_days {
-            None => 30,
-            Some(d) if (1..=3650).contains(d.get_ref()) => *d.get_ref(),
-            Some(d) => {
-                diags.error(
-                    d.span(),
-                    format!("`max_days` must be 1 to 3650, found {}", d.get_ref()),
-                );
-                return None;
-            }
-        };
+        let mark = diags.mark();
+        let max_days = days(diags, "max_days", &self.max_days, 30);
+        if diags.errors_since(mark) {
+            return None;
+        }
         Some(Box::new(PackageAgeCheck { max_days }))
     }
 }
