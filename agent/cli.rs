@@ -137,6 +137,49 @@ pub struct CheckArgs {
     /// boot/run: refuse a manifest whose digest is not HEX (as printed at bake).
     #[arg(long, value_name = "HEX", env = "EC2_HARDEN_FIM_DIGEST")]
     pub fim_expect_digest: Option<String>,
+    /// boot/run: read the pinned manifest digest from this SSM parameter (GetParameter).
+    #[arg(long, value_name = "NAME", conflicts_with = "fim_expect_digest")]
+    pub fim_expect_digest_parameter: Option<String>,
+    /// bake: publish the sealed manifest's digest to this SSM parameter (PutParameter, String,
+    /// overwrite), for boot/run to verify against with --fim-expect-digest-parameter.
+    #[arg(long, value_name = "NAME")]
+    pub publish_digest_parameter: Option<String>,
+    /// --report ssm: the managed node (i-… or mi-…); default AWS_SSM_INSTANCE_ID, else IMDS.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
+    #[command(flatten)]
+    pub ssm: SsmArgs,
+}
+
+/// Where SSM requests go and how long delivery may take (check --report ssm, report flush,
+/// Parameter Store pinning).
+#[derive(Debug, Args)]
+pub struct SsmArgs {
+    /// The AWS region for SSM; default AWS_SSM_REGION_NAME, else IMDS, else the SDK's chain
+    /// (AWS_REGION, profile). Endpoint overrides: AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Where undelivered SSM reports wait (mode 0700).
+    #[arg(long, value_name = "DIR", env = "EC2_HARDEN_SPOOL_DIR", default_value = ec2_harden::ssm::spool::DEFAULT_DIR)]
+    pub spool_dir: PathBuf,
+    /// Give up delivering after this many seconds (what is left stays spooled). Keep it well
+    /// under the Run Command / State Manager timeout, which SIGKILLs the whole process group.
+    #[arg(long, value_name = "SECONDS", default_value = "60")]
+    pub report_deadline: u64,
+    /// The SSM agent's state directory (custom inventory goes to ID/inventory/custom).
+    #[arg(long, value_name = "DIR", default_value = ec2_harden::ssm::DEFAULT_AGENT_DIR, hide = true)]
+    pub ssm_agent_dir: PathBuf,
+}
+
+impl SsmArgs {
+    fn settings(&self) -> ec2_harden::ssm::Settings {
+        ec2_harden::ssm::Settings {
+            spool_dir: self.spool_dir.clone(),
+            agent_dir: self.ssm_agent_dir.clone(),
+            deadline: std::time::Duration::from_secs(self.report_deadline),
+            ..ec2_harden::ssm::Settings::default()
+        }
+    }
 }
 
 fn parse_fail_on(s: &str) -> Result<FailOn, String> {
@@ -189,6 +232,13 @@ pub struct FimArgs {
     /// verify: refuse a manifest whose digest is not HEX (as printed by init; `sha256:` optional).
     #[arg(long, value_name = "HEX")]
     pub expect_digest: Option<String>,
+    /// verify: read that digest from this SSM parameter (GetParameter), as published at bake.
+    #[arg(long, value_name = "NAME", conflicts_with = "expect_digest")]
+    pub expect_digest_parameter: Option<String>,
+    /// The AWS region for --expect-digest-parameter (default AWS_SSM_REGION_NAME, else the
+    /// SDK's chain: AWS_REGION, profile, IMDS).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
     /// Take the `[fim]` paths from this baseline NAME or FILE (repeatable, layered as for
     /// `check`); default the baseline auto-selected from the root's /etc/os-release. For
     /// verify, a baseline (like --path) replaces the policy recorded in the manifest.
@@ -225,8 +275,14 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Deliver reports spooled by earlier runs whose delivery failed.
-    Flush,
+    /// Deliver reports spooled by earlier runs whose delivery failed, oldest first.
+    Flush(FlushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    #[command(flatten)]
+    pub ssm: SsmArgs,
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error worth a stack of messages.
@@ -252,9 +308,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Baseline(cmd) => baseline(cmd),
         Command::Explain(args) => explain(args),
         Command::ProbeConnect(args) => probe_connect(args),
-        Command::Report(ReportCommand::Flush) => Err(Failure::internal(anyhow::anyhow!(
-            "SSM reporting (and its spool) is not available in this version yet: nothing can be flushed"
-        ))),
+        Command::Report(ReportCommand::Flush(args)) => report_flush(args),
     }
 }
 
@@ -339,9 +393,9 @@ fn fim_policy(
 }
 
 fn fim_init(args: FimArgs) -> CliResult {
-    if args.expect_digest.is_some() {
+    if args.expect_digest.is_some() || args.expect_digest_parameter.is_some() {
         return Err(Failure::config(anyhow::anyhow!(
-            "--expect-digest only applies to `fim verify`"
+            "--expect-digest and --expect-digest-parameter only apply to `fim verify`"
         )));
     }
     let sysroot = open_root(&args.root)?;
@@ -370,7 +424,10 @@ fn fim_init(args: FimArgs) -> CliResult {
 }
 
 fn fim_verify(args: FimArgs) -> CliResult {
-    let expect_digest = digest_arg("--expect-digest", args.expect_digest.as_deref())?;
+    let expect_digest = match &args.expect_digest_parameter {
+        Some(name) => Some(parameter_digest(name, args.region.as_deref())?),
+        None => digest_arg("--expect-digest", args.expect_digest.as_deref())?,
+    };
     let sysroot = open_root(&args.root)?;
     let (policy, _) = fim_policy(&args, &sysroot, true)?;
     let report = fim::verify(
@@ -431,12 +488,24 @@ fn imds_facts(sysroot: &Sysroot, offline: bool) -> Result<imds::ImdsFacts, Failu
 }
 
 fn check(args: CheckArgs) -> CliResult {
-    if args.report.is_some() {
+    if args.publish_digest_parameter.is_some() && args.stage != StageArg::Bake {
         return Err(Failure::config(anyhow::anyhow!(
-            "--report ssm: SSM reporting is not available in this version yet"
+            "--publish-digest-parameter: only `--stage bake` seals a manifest to publish"
         )));
     }
-    let expect_digest = digest_arg("--fim-expect-digest", args.fim_expect_digest.as_deref())?;
+    if args.offline
+        && (args.report.is_some()
+            || args.publish_digest_parameter.is_some()
+            || args.fim_expect_digest_parameter.is_some())
+    {
+        return Err(Failure::config(anyhow::anyhow!(
+            "--offline forbids network calls: it cannot be combined with --report ssm or the digest parameters"
+        )));
+    }
+    let expect_digest = match &args.fim_expect_digest_parameter {
+        Some(name) => Some(parameter_digest(name, args.ssm.region.as_deref())?),
+        None => digest_arg("--fim-expect-digest", args.fim_expect_digest.as_deref())?,
+    };
     let start = Instant::now();
     let sysroot = open_root(&args.root)?;
     let mut facts = HostFacts::gather(&sysroot);
@@ -529,11 +598,152 @@ fn check(args: CheckArgs) -> CliResult {
         rules = report.totals.rules,
         "check finished"
     );
+    if let Some(name) = &args.publish_digest_parameter {
+        publish_digest(&report, name, args.ssm.region.as_deref())?;
+    }
+    if args.report == Some(ReportTarget::Ssm) {
+        report_ssm(&report, &args)?;
+    }
     Ok(if report.gate.passed {
         Exit::Clean
     } else {
         Exit::Findings
     })
+}
+
+/// The real SSM client for a region, boxed for the delivery loop.
+fn ssm_client(
+    region: Option<&str>,
+) -> Result<Box<dyn ec2_harden::ssm::client::SsmApi>, ec2_harden::ssm::client::ApiError> {
+    Ok(Box::new(ec2_harden::ssm::client::SdkSsm::new(region)?))
+}
+
+fn ssm_failure(e: ec2_harden::ssm::SsmError) -> Failure {
+    match e {
+        ec2_harden::ssm::SsmError::NoInstanceId { .. }
+        | ec2_harden::ssm::SsmError::BadInstanceId { .. } => Failure::config(e),
+        _ => Failure::internal(e),
+    }
+}
+
+/// What a delivery did, as a failure when something was left behind or refused.
+fn delivery_result(
+    d: &ec2_harden::ssm::deliver::Delivery,
+    spool: &Path,
+    verb: &str,
+) -> Result<(), Failure> {
+    tracing::info!(
+        delivered = d.delivered.len(),
+        stale = d.stale.len(),
+        rejected = d.rejected.len(),
+        pending = d.pending,
+        "{verb}"
+    );
+    if let Some((key, why)) = d.rejected.first() {
+        return Err(Failure::internal(anyhow::anyhow!(
+            "SSM refused {} spooled report{} (first: {key}: {why}); kept in {}/rejected for inspection",
+            d.rejected.len(),
+            if d.rejected.len() == 1 { "" } else { "s" },
+            spool.display()
+        )));
+    }
+    if d.pending > 0 {
+        return Err(Failure::internal(anyhow::anyhow!(
+            "{} report{} not delivered yet, kept in {}: {}; `ec2-harden report flush` or the next run delivers {}",
+            d.pending,
+            if d.pending == 1 { "" } else { "s" },
+            spool.display(),
+            d.stopped.as_deref().unwrap_or("stopped"),
+            if d.pending == 1 { "it" } else { "them" }
+        )));
+    }
+    Ok(())
+}
+
+/// `check --report ssm`: spool the report, then deliver it and anything older.
+fn report_ssm(report: &ec2_harden::report::Report, args: &CheckArgs) -> Result<(), Failure> {
+    let target = ec2_harden::ssm::target(
+        args.instance_id.as_deref(),
+        args.ssm.region.as_deref(),
+        report.host.imds.as_ref(),
+        || {
+            let settings = imds::ImdsSettings::from_env().unwrap_or_default();
+            imds::gather(&settings)
+        },
+    )
+    .map_err(ssm_failure)?;
+    let settings = args.ssm.settings();
+    let d = ec2_harden::ssm::report(report, &target, &settings, ssm_client).map_err(ssm_failure)?;
+    delivery_result(&d, &settings.spool_dir, "ssm report delivered")
+}
+
+fn report_flush(args: FlushArgs) -> CliResult {
+    let settings = args.ssm.settings();
+    let d = ec2_harden::ssm::flush(&settings, args.ssm.region.as_deref(), ssm_client)
+        .map_err(ssm_failure)?;
+    out(&format!(
+        "report flush: {} delivered, {} stale dropped, {} rejected, {} still spooled in {}\n",
+        d.delivered.len(),
+        d.stale.len(),
+        d.rejected.len(),
+        d.pending,
+        settings.spool_dir.display()
+    ))?;
+    delivery_result(&d, &settings.spool_dir, "report flush finished")?;
+    Ok(Exit::Clean)
+}
+
+/// The SSM client for Parameter Store, with errors that name the endpoint.
+fn parameter_client(region: Option<&str>) -> Result<ec2_harden::ssm::client::SdkSsm, Failure> {
+    ec2_harden::ssm::client::SdkSsm::new(region).map_err(|e| Failure::config(anyhow::Error::new(e)))
+}
+
+/// `--fim-expect-digest-parameter` / `--expect-digest-parameter`: the pinned digest from SSM.
+fn parameter_digest(name: &str, region: Option<&str>) -> Result<[u8; 32], Failure> {
+    use ec2_harden::ssm::client::{ApiError, SsmApi};
+    let region = ec2_harden::ssm::region(region, None);
+    let mut client = parameter_client(region.as_deref())?;
+    let endpoint = client.endpoint();
+    let value = ec2_harden::ssm::pin::read(&mut client, name).map_err(|e| {
+        let blocked = matches!(e, ApiError::Blocked { .. } | ApiError::Rejected { .. });
+        let err = anyhow::anyhow!(
+            "reading the pinned FIM digest from SSM parameter {name} at {endpoint}: {e}"
+        );
+        if blocked {
+            Failure::config(err)
+        } else {
+            Failure::internal(err)
+        }
+    })?;
+    fim::parse_digest(&value).map_err(|e| {
+        Failure::config(anyhow::Error::new(e).context(format!("SSM parameter {name}")))
+    })
+}
+
+/// `--publish-digest-parameter`: write the digest the bake sealed.
+fn publish_digest(
+    report: &ec2_harden::report::Report,
+    name: &str,
+    region: Option<&str>,
+) -> Result<(), Failure> {
+    use ec2_harden::ssm::client::SsmApi;
+    let Some(digest) = ec2_harden::ssm::payload::fim_manifest_digest(report) else {
+        return Err(Failure::internal(anyhow::anyhow!(
+            "--publish-digest-parameter {name}: this run sealed no FIM manifest (is the fim family skipped or failing?)"
+        )));
+    };
+    let region = ec2_harden::ssm::region(region, None);
+    let mut client = parameter_client(region.as_deref())?;
+    let endpoint = client.endpoint();
+    ec2_harden::ssm::pin::publish(&mut client, name, &digest, &report.baseline.name).map_err(
+        |e| {
+            Failure::internal(anyhow::anyhow!(
+                "publishing the FIM digest to SSM parameter {name} at {endpoint}: {e}"
+            ))
+        },
+    )?;
+    tracing::info!(parameter = name, %digest, "FIM manifest digest published");
+    Ok(())
 }
 
 fn baseline(cmd: BaselineCommand) -> CliResult {

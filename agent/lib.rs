@@ -16,5 +16,6 @@ pub mod packages;
 pub mod probe;
 pub mod report;
 pub mod rule;
+pub mod ssm;
 pub mod sysroot;
 pub mod treewalk;

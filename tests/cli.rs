@@ -354,10 +354,41 @@ fn amazon_linux_2023_is_auto_selected_and_its_override_applies() {
 }
 
 #[test]
-fn not_yet_implemented_commands_say_so() {
-    let (code, _, stderr) = run(&["report", "flush"]);
-    assert_eq!(code, 3);
-    assert!(stderr.contains("not available in this version"), "{stderr}");
+fn report_flush_of_an_empty_spool_sends_nothing_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let (code, stdout, stderr) = run(&["report", "flush", "--spool-dir", spool.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("report flush: 0 delivered"), "{stdout}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the spool directory is private");
+}
+
+#[test]
+fn report_ssm_without_a_managed_node_id_is_a_configuration_error() {
+    let root = tempfile::tempdir().unwrap();
+    let spool = root.path().join("spool");
+    let (code, stdout, stderr) = run(&[
+        "check",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--only",
+        "ssh",
+        "--report",
+        "ssm",
+        "--spool-dir",
+        spool.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stdout.contains("ec2-harden"),
+        "the report is still printed: {stdout}"
+    );
+    assert!(
+        stderr.contains("no managed-node id") && stderr.contains("AWS_SSM_INSTANCE_ID"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -693,17 +693,20 @@ fn ssm_run_command_runs_the_agent_and_its_exit_code_comes_out() {
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("ec2-harden is not installed"), "{stderr}");
 
-    // the document's default report=ssm passes --report ssm; this agent version has no SSM
-    // reporter yet (it lands with the SSM Compliance/Inventory work) and says so: exit 2
-    let with_ssm: Vec<_> = base
+    // the document's default report=ssm passes --report ssm; outside Run Command (no
+    // AWS_SSM_INSTANCE_ID) and without IMDS there is no managed-node id to report for: exit 2
+    // (tests/ssm.rs runs the same document against the local SSM endpoint)
+    let online = format!("--root {r}");
+    let mut with_ssm: Vec<_> = base
         .iter()
         .copied()
-        .filter(|(k, _)| *k != "report")
+        .filter(|(k, _)| *k != "report" && *k != "extraArgs")
         .collect();
+    with_ssm.push(("extraArgs", online.as_str()));
     let (code, _, stderr) = run_ssm_script(&ssm_script(&with_ssm), true);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("--report ssm: SSM reporting is not available"),
+        stderr.contains("SSM reporting: no managed-node id"),
         "{stderr}"
     );
 }
@@ -1041,9 +1044,10 @@ fn cloud_init_user_data_passes_cloud_init_schema_and_knows_its_keys() {
     }
 
     // the runcmd script as cloud-init writes it (no `set -e`), run with the agent installed (an
-    // AMI that already has it): the installer keeps it, and the agent starts at stage boot. Its
-    // --report ssm is not in this agent version yet (it lands with SSM Compliance/Inventory), so
-    // today it stops there with exit 2 and says why: nothing on this host is read or written.
+    // AMI that already has it): the installer keeps it, and the agent audits this host at stage
+    // boot with the site baseline write_files installs, writes its JSON report, and then wants to
+    // report to SSM: with IMDS disabled and outside Run Command there is no managed-node id, so it
+    // stops with exit 2 and says why (tests/ssm.rs delivers for real to the local SSM endpoint).
     let script = view["runcmd"].as_str().unwrap();
     assert!(
         script.starts_with("#!/bin/sh\n") && !script.contains("set -e"),
@@ -1071,13 +1075,21 @@ fn cloud_init_user_data_passes_cloud_init_schema_and_knows_its_keys() {
             "'/usr/local/sbin/ec2-harden-install'",
             "'ec2-harden-install'",
         )
-        .replace("'/var/log/ec2-harden'", &format!("'{}'", logs.display()));
+        .replace("/var/log/ec2-harden", &logs.display().to_string())
+        .replace(
+            "'/etc/ec2-harden/site.toml'",
+            &format!(
+                "'{}'",
+                dir.path().join("etc_ec2-harden_site.toml").display()
+            ),
+        );
     let out = output(
         Command::new("sh")
             .arg("-c")
             .arg(&script)
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-            .env("AWS_EC2_METADATA_DISABLED", "true"),
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("EC2_HARDEN_SPOOL_DIR", dir.path().join("spool")),
     );
     let log = text(&out);
     assert!(
@@ -1085,11 +1097,11 @@ fn cloud_init_user_data_passes_cloud_init_schema_and_knows_its_keys() {
         "{log}"
     );
     assert_eq!(out.status.code(), Some(2), "{log}");
-    assert!(
-        log.contains("--report ssm: SSM reporting is not available"),
-        "{log}"
-    );
+    assert!(log.contains("SSM reporting: no managed-node id"), "{log}");
     assert!(logs.is_dir(), "the runcmd line before the failing one ran");
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(logs.join("boot.json")).unwrap()).unwrap();
+    assert_eq!(report["stage"], "boot");
 }
 
 #[test]

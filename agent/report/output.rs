@@ -7,12 +7,19 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Write `contents` to `path` atomically (see the module documentation).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, contents, 0o666)
+}
+
+/// [`write_atomic`] with the new file created with `mode` (less the umask) from the start, so
+/// its contents are never readable by others even for an instant (the SSM spool uses 0600).
+pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -24,7 +31,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         _ => Path::new("."),
     };
 
-    let (tmp_path, mut file) = create_temp(dir, &name.to_string_lossy())
+    let (tmp_path, mut file) = create_temp(dir, &name.to_string_lossy(), mode)
         .map_err(|e| annotate(path, "creating a temporary file", e))?;
     let written = file
         .write_all(contents)
@@ -50,7 +57,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 /// Create `.NAME.tmp-PID-N-NANOS` in `dir` with O_EXCL, retrying on the (unlikely) name clash.
-fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut last = None;
     for _ in 0..16 {
@@ -60,7 +67,12 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let tmp = dir.join(format!(".{name}.tmp-{}-{n}-{nanos}", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
             Ok(file) => return Ok((tmp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),

@@ -1,0 +1,547 @@
+//! Delivering the spool: every pending report, oldest first, compliance then inventory, each call
+//! retried with exponential backoff and full jitter while the overall deadline allows (Run Command
+//! SIGKILLs the whole process group at its timeout, so we stop early and leave the rest spooled).
+//! An entry is removed only once both calls were accepted; progress within an entry is written
+//! back so a kill between the two calls does not resend the first (a resend would be harmless
+//! anyway: the content hashes make it a no-op). Delivery stops at the first entry that cannot go
+//! now, so order is kept. Entries older than the newest one delivered are stale and dropped.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::client::{ApiError, SsmApi};
+use super::spool::{Envelope, Spool, SpoolError};
+
+/// Backoff schedule.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+    /// Attempts per call before the entry waits for the next run.
+    pub attempts: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(5),
+            attempts: 8,
+        }
+    }
+}
+
+/// What a delivery pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Keys delivered, in order.
+    pub delivered: Vec<String>,
+    /// Keys dropped as older than a report already delivered.
+    pub stale: Vec<String>,
+    /// Entries moved to `rejected/`: (key, why).
+    pub rejected: Vec<(String, String)>,
+    /// Entries still waiting.
+    pub pending: usize,
+    /// Why delivery stopped early, when it did.
+    pub stopped: Option<String>,
+}
+
+impl Delivery {
+    /// True when nothing is left to send and nothing was refused.
+    pub fn complete(&self) -> bool {
+        self.pending == 0 && self.rejected.is_empty()
+    }
+}
+
+/// A little jitter without a random-number crate: the clock's nanoseconds mixed with the pid.
+fn jitter(up_to: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut x = u64::from(nanos) ^ (u64::from(std::process::id()) << 32);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    let ms = up_to.as_millis().max(1) as u64;
+    Duration::from_millis(x % (ms + 1))
+}
+
+enum Step {
+    Done,
+    Rejected(String),
+    Stop(String),
+}
+
+/// One call with retries inside the deadline.
+fn with_retries(
+    what: &str,
+    deadline: Instant,
+    backoff: Backoff,
+    mut call: impl FnMut(Duration) -> Result<(), ApiError>,
+) -> Step {
+    let mut last = String::new();
+    for attempt in 0..backoff.attempts {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(100) {
+            return Step::Stop(format!(
+                "{what}: delivery deadline reached{}",
+                suffix(&last)
+            ));
+        }
+        match call(left) {
+            Ok(()) => return Step::Done,
+            Err(ApiError::Rejected { code, message }) => {
+                return Step::Rejected(format!("{what}: {code}: {message}"))
+            }
+            Err(e @ ApiError::Blocked { .. }) => return Step::Stop(format!("{what}: {e}")),
+            Err(ApiError::Retryable(why)) => {
+                tracing::warn!(attempt = attempt + 1, "{what}: {why}; retrying");
+                last = why;
+            }
+        }
+        let cap = backoff
+            .base
+            .saturating_mul(1 << attempt.min(16))
+            .min(backoff.max);
+        let sleep = jitter(cap);
+        if Instant::now() + sleep >= deadline {
+            return Step::Stop(format!(
+                "{what}: delivery deadline reached{}",
+                suffix(&last)
+            ));
+        }
+        std::thread::sleep(sleep);
+    }
+    Step::Stop(format!(
+        "{what}: gave up after {} attempts{}",
+        backoff.attempts,
+        suffix(&last)
+    ))
+}
+
+fn suffix(last: &str) -> String {
+    if last.is_empty() {
+        String::new()
+    } else {
+        format!(" (last error: {last})")
+    }
+}
+
+/// Deliver everything pending in `spool` (the caller holds the spool lock) until `deadline`.
+pub fn deliver(
+    spool: &Spool,
+    api: &mut dyn SsmApi,
+    deadline: Instant,
+    backoff: Backoff,
+) -> Result<Delivery, SpoolError> {
+    let mut out = Delivery::default();
+    let entries = spool.pending()?;
+    let total = entries.len();
+    let mut last = spool.last_delivered();
+    for (n, entry) in entries.into_iter().enumerate() {
+        let mut envelope: Envelope = match entry.envelope {
+            Ok(e) => e,
+            Err(why) => {
+                let reason = format!("unreadable spool entry: {why}");
+                tracing::error!(path = %entry.path.display(), "{reason}; moved to rejected/");
+                spool.set_aside(&entry.path, &reason)?;
+                out.rejected.push((entry.key, reason));
+                continue;
+            }
+        };
+        if last.as_deref().is_some_and(|l| entry.key.as_str() <= l) {
+            tracing::warn!(key = %entry.key, "spooled report is older than one already delivered; dropped, never sent over the newer one");
+            spool.remove(&entry.path)?;
+            out.stale.push(entry.key);
+            continue;
+        }
+        let path: PathBuf = entry.path;
+        let endpoint = api.endpoint();
+        if !envelope.compliance_delivered {
+            let step = with_retries(
+                &format!("PutComplianceItems to {endpoint}"),
+                deadline,
+                backoff,
+                |left| {
+                    api.set_attempt_timeout(left);
+                    api.put_compliance_items(&envelope.compliance)
+                },
+            );
+            match step {
+                Step::Done => {
+                    envelope.compliance_delivered = true;
+                    spool.put(&envelope)?;
+                }
+                Step::Rejected(why) => {
+                    tracing::error!(key = %entry.key, "{why}; spool entry kept in rejected/");
+                    spool.set_aside(&path, &why)?;
+                    out.rejected.push((entry.key, why));
+                    continue;
+                }
+                Step::Stop(why) => {
+                    out.pending = total - n;
+                    out.stopped = Some(why);
+                    return Ok(out);
+                }
+            }
+        }
+        if !envelope.inventory_delivered {
+            let step = with_retries(
+                &format!("PutInventory to {endpoint}"),
+                deadline,
+                backoff,
+                |left| {
+                    api.set_attempt_timeout(left);
+                    api.put_inventory(&envelope.inventory)
+                },
+            );
+            match step {
+                Step::Done => {}
+                Step::Rejected(why) => {
+                    tracing::error!(key = %entry.key, "{why}; spool entry kept in rejected/");
+                    spool.set_aside(&path, &why)?;
+                    out.rejected.push((entry.key, why));
+                    continue;
+                }
+                Step::Stop(why) => {
+                    out.pending = total - n;
+                    out.stopped = Some(why);
+                    return Ok(out);
+                }
+            }
+        }
+        spool.set_last_delivered(&entry.key)?;
+        spool.remove(&path)?;
+        last = Some(entry.key.clone());
+        out.delivered.push(entry.key);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The delivery loop against an in-memory SSM with scripted faults (the real endpoint and the
+    //! AWS CLI are in tests/ssm.rs); the spool is a real directory.
+    use std::collections::VecDeque;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::report::testutil::sample_report;
+    use crate::ssm::{envelope, Target};
+
+    #[derive(Default)]
+    struct Scripted {
+        faults: VecDeque<ApiError>,
+        /// (operation, report generated_at) in the order the service accepted them.
+        accepted: Vec<(&'static str, i64)>,
+        calls: usize,
+    }
+
+    impl SsmApi for Scripted {
+        fn put_compliance_items(
+            &mut self,
+            u: &crate::ssm::payload::ComplianceUpload,
+        ) -> Result<(), ApiError> {
+            self.calls += 1;
+            if let Some(f) = self.faults.pop_front() {
+                return Err(f);
+            }
+            self.accepted.push(("compliance", u.execution_time));
+            Ok(())
+        }
+        fn put_inventory(
+            &mut self,
+            u: &crate::ssm::payload::InventoryUpload,
+        ) -> Result<(), ApiError> {
+            self.calls += 1;
+            if let Some(f) = self.faults.pop_front() {
+                return Err(f);
+            }
+            let t: jiff::Timestamp = u.capture_time.parse().unwrap();
+            self.accepted.push(("inventory", t.as_second()));
+            Ok(())
+        }
+        fn endpoint(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    fn fast() -> Backoff {
+        Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            attempts: 8,
+        }
+    }
+
+    fn spool_with(times: &[&str]) -> (tempfile::TempDir, Spool) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("spool")).unwrap();
+        let target = Target {
+            instance_id: "i-0123456789abcdef0".into(),
+            region: Some("eu-west-1".into()),
+            command_id: None,
+        };
+        for t in times {
+            let mut report = sample_report();
+            report.generated_at = t.to_string();
+            let (env, valid) = envelope(&report, &target);
+            valid.unwrap();
+            let path = spool.put(&env).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        (dir, spool)
+    }
+
+    fn secs(t: &str) -> i64 {
+        t.parse::<jiff::Timestamp>().unwrap().as_second()
+    }
+
+    const T1: &str = "2026-11-29T10:00:00Z";
+    const T2: &str = "2026-11-29T11:00:00Z";
+    const T3: &str = "2026-11-29T12:00:00Z";
+
+    #[test]
+    fn delivers_oldest_first_and_empties_the_spool() {
+        let (_d, spool) = spool_with(&[T3, T1, T2]);
+        let mode = std::fs::metadata(spool.dir()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let mut api = Scripted::default();
+        let far = Instant::now() + Duration::from_secs(30);
+        let d = deliver(&spool, &mut api, far, fast()).unwrap();
+        assert!(d.complete(), "{d:?}");
+        assert_eq!(d.delivered.len(), 3);
+        let order: Vec<i64> = api.accepted.iter().map(|(_, t)| *t).collect();
+        assert_eq!(
+            order,
+            [secs(T1), secs(T1), secs(T2), secs(T2), secs(T3), secs(T3)]
+        );
+        assert!(spool.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried() {
+        let (_d, spool) = spool_with(&[T1]);
+        let mut api = Scripted {
+            faults: [
+                ApiError::Retryable("ThrottlingException (HTTP 400): Rate exceeded".into()),
+                ApiError::Retryable("InternalServerError (HTTP 500)".into()),
+            ]
+            .into(),
+            ..Scripted::default()
+        };
+        let d = deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        assert!(d.complete(), "{d:?}");
+        assert_eq!(api.calls, 4);
+    }
+
+    #[test]
+    fn the_deadline_leaves_the_rest_spooled_in_order() {
+        let (_d, spool) = spool_with(&[T1, T2]);
+        let mut api = Scripted {
+            faults: std::iter::repeat_n(ApiError::Retryable("reset".into()), 1000).collect(),
+            ..Scripted::default()
+        };
+        let d = deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_millis(300),
+            fast(),
+        )
+        .unwrap();
+        assert_eq!(d.pending, 2);
+        assert!(d.stopped.as_deref().unwrap().contains("reset"), "{d:?}");
+        assert_eq!(spool.pending().unwrap().len(), 2);
+        // The faults clear: the next pass delivers both, oldest first.
+        api.faults.clear();
+        let d = deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        assert_eq!(d.delivered.len(), 2);
+        assert_eq!(api.accepted[0].1, secs(T1));
+        assert_eq!(api.accepted[3].1, secs(T2));
+    }
+
+    #[test]
+    fn a_rejected_payload_is_set_aside_and_the_next_one_goes() {
+        let (_d, spool) = spool_with(&[T1, T2]);
+        let mut api = Scripted {
+            faults: [ApiError::Rejected {
+                code: "ValidationException".into(),
+                message: "1 validation error detected".into(),
+            }]
+            .into(),
+            ..Scripted::default()
+        };
+        let d = deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        assert_eq!(d.rejected.len(), 1);
+        assert_eq!(d.delivered.len(), 1);
+        assert_eq!(spool.rejected().len(), 1);
+        let reason = std::fs::read_to_string(
+            spool
+                .dir()
+                .join("rejected")
+                .join(format!("{}.reason", spool.rejected()[0])),
+        )
+        .unwrap();
+        assert!(reason.contains("ValidationException"), "{reason}");
+    }
+
+    #[test]
+    fn blocked_stops_and_keeps_everything() {
+        let (_d, spool) = spool_with(&[T1, T2]);
+        let mut api = Scripted {
+            faults: [ApiError::Blocked {
+                code: "AccessDeniedException".into(),
+                message: "not authorized to perform ssm:PutComplianceItems".into(),
+            }]
+            .into(),
+            ..Scripted::default()
+        };
+        let d = deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        assert_eq!(d.pending, 2);
+        assert_eq!(api.calls, 1, "no retry of a permission error");
+        assert!(d.stopped.unwrap().contains("AccessDenied"));
+    }
+
+    #[test]
+    fn a_report_older_than_one_delivered_is_never_sent() {
+        let (_d, spool) = spool_with(&[T2]);
+        let mut api = Scripted::default();
+        deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        // An older report shows up (a clock step, a restored spool): dropped, not sent.
+        let target = Target {
+            instance_id: "i-0123456789abcdef0".into(),
+            region: None,
+            command_id: None,
+        };
+        let mut old = sample_report();
+        old.generated_at = T1.into();
+        spool.put(&envelope(&old, &target).0).unwrap();
+        let d = deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        assert_eq!(d.stale.len(), 1);
+        assert_eq!(api.accepted.len(), 2);
+    }
+
+    #[test]
+    fn progress_within_an_entry_is_kept_across_a_stop() {
+        let (_d, spool) = spool_with(&[T1]);
+        let mut api = Scripted::default();
+        // Compliance goes through, then inventory is blocked.
+        struct Half<'a>(&'a mut Scripted);
+        impl SsmApi for Half<'_> {
+            fn put_compliance_items(
+                &mut self,
+                u: &crate::ssm::payload::ComplianceUpload,
+            ) -> Result<(), ApiError> {
+                self.0.put_compliance_items(u)
+            }
+            fn put_inventory(
+                &mut self,
+                _: &crate::ssm::payload::InventoryUpload,
+            ) -> Result<(), ApiError> {
+                Err(ApiError::Blocked {
+                    code: "AccessDeniedException".into(),
+                    message: "no ssm:PutInventory".into(),
+                })
+            }
+            fn endpoint(&self) -> String {
+                "memory".into()
+            }
+        }
+        let d = deliver(
+            &spool,
+            &mut Half(&mut api),
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        assert_eq!(d.pending, 1);
+        let e = spool.pending().unwrap().remove(0).envelope.unwrap();
+        assert!(e.compliance_delivered && !e.inventory_delivered);
+        deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        let ops: Vec<&str> = api.accepted.iter().map(|(op, _)| *op).collect();
+        assert_eq!(
+            ops,
+            ["compliance", "inventory"],
+            "compliance not sent twice"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_entry_is_set_aside_not_deleted() {
+        let (_d, spool) = spool_with(&[T2]);
+        std::fs::write(
+            spool.dir().join("00000000000000000001-0000000001.json"),
+            "{ torn",
+        )
+        .unwrap();
+        let mut api = Scripted::default();
+        let d = deliver(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+        )
+        .unwrap();
+        assert_eq!(d.rejected.len(), 1);
+        assert_eq!(d.delivered.len(), 1);
+        assert!(spool.rejected()[0].starts_with("00000000000000000001"));
+    }
+
+    #[test]
+    fn a_second_run_waits_for_the_lock_until_its_deadline() {
+        let (_d, spool) = spool_with(&[]);
+        let held = spool.lock(Instant::now() + Duration::from_secs(1)).unwrap();
+        let err = spool
+            .lock(Instant::now() + Duration::from_millis(200))
+            .unwrap_err();
+        assert!(matches!(err, SpoolError::Busy { .. }), "{err}");
+        drop(held);
+        spool
+            .lock(Instant::now() + Duration::from_millis(200))
+            .unwrap();
+    }
+}
