@@ -54,7 +54,9 @@ if [ "${#apt_needed[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"
 fi
-# Python tools for tests/integrations.rs in a venv cached under target/ (rebuilt when this list changes)
+# Python tools in a venv cached under target/ (rebuilt when this list changes): tests/integrations.rs
+# (AWS CLI, moto, PyYAML, cfn-lint) and the local SSM endpoint tests/ssm/endpoint.py (botocore from
+# awscli, moto behind it; tests/ssm_endpoint.rs drives it with the AWS CLI)
 venv_packages=(awscli "moto[server]" pyyaml cfn-lint)
 if [ "$(cat target/venv/.packages 2>/dev/null)" != "${venv_packages[*]}" ]; then
     rm -rf target/venv

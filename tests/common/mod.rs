@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod ssm;
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
