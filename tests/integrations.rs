@@ -605,6 +605,15 @@ fn ssm_script(values: &[(&str, &str)]) -> String {
 /// Run the script as the SSM agent's aws:runShellScript does (`sh -c _script.sh`), with
 /// `ec2-harden` on PATH when `installed`.
 fn run_ssm_script(script: &str, installed: bool) -> (i32, String, String) {
+    run_ssm_script_with(script, installed, &[])
+}
+
+/// [`run_ssm_script`] with the environment Run Command adds (`AWS_SSM_INSTANCE_ID`, ...).
+fn run_ssm_script_with(
+    script: &str,
+    installed: bool,
+    env: &[(&str, String)],
+) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     fs::create_dir(&bin).unwrap();
@@ -620,7 +629,8 @@ fn run_ssm_script(script: &str, installed: bool) -> (i32, String, String) {
             .arg(&path)
             .env_clear()
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-            .env("AWS_EC2_METADATA_DISABLED", "true"),
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str()))),
     );
     (
         out.status.code().expect("exit code"),
@@ -695,7 +705,6 @@ fn ssm_run_command_runs_the_agent_and_its_exit_code_comes_out() {
 
     // the document's default report=ssm passes --report ssm; outside Run Command (no
     // AWS_SSM_INSTANCE_ID) and without IMDS there is no managed-node id to report for: exit 2
-    // (tests/ssm.rs runs the same document against the local SSM endpoint)
     let online = format!("--root {r}");
     let mut with_ssm: Vec<_> = base
         .iter()
@@ -708,6 +717,44 @@ fn ssm_run_command_runs_the_agent_and_its_exit_code_comes_out() {
     assert!(
         stderr.contains("SSM reporting: no managed-node id"),
         "{stderr}"
+    );
+
+    // under Run Command (its variables set) the same document delivers to SSM: here the local
+    // endpoint that holds requests to botocore's model, read back with the AWS CLI
+    let ep = common::ssm::SsmEndpoint::start_with(false, true);
+    let spool = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, String)> = ep.env();
+    env.extend([
+        ("AWS_SSM_INSTANCE_ID", "i-0123456789abcdef0".to_string()),
+        ("AWS_SSM_REGION_NAME", common::ssm::REGION.to_string()),
+        (
+            "SSM_COMMAND_ID",
+            "3d1f6a2b-7c8e-4f90-a1b2-c3d4e5f60718".to_string(),
+        ),
+        ("EC2_HARDEN_SPOOL_DIR", spool.path().display().to_string()),
+    ]);
+    let (code, stdout, stderr) = run_ssm_script_with(&ssm_script(&with_ssm), true, &env);
+    assert_eq!(code, 1, "the seeded fault gates: {stdout}{stderr}");
+    let items = ep.aws_json(&[
+        "ssm",
+        "list-compliance-items",
+        "--resource-ids",
+        "i-0123456789abcdef0",
+        "--resource-types",
+        "ManagedInstance",
+        "--filters",
+        "Key=Status,Values=NON_COMPLIANT,Type=EQUAL",
+    ]);
+    let failing: Vec<&str> = items["ComplianceItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["Id"].as_str().unwrap())
+        .collect();
+    assert!(failing.contains(&"ssh-permit-root-login-no"), "{items}");
+    assert_eq!(
+        items["ComplianceItems"][0]["ExecutionSummary"]["ExecutionId"],
+        "3d1f6a2b-7c8e-4f90-a1b2-c3d4e5f60718"
     );
 }
 
