@@ -50,6 +50,9 @@ command -v nft >/dev/null 2>&1 || apt_needed+=(nftables)
 command -v iptables >/dev/null 2>&1 || apt_needed+=(iptables)
 command -v ip >/dev/null 2>&1 || apt_needed+=(iproute2)
 command -v python3 >/dev/null 2>&1 || apt_needed+=(python3)
+# the static binaries (tests/dist.rs via scripts/build-static.sh, which installs its own zig and
+# cargo-zigbuild): readelf proves them static and stripped
+command -v readelf >/dev/null 2>&1 || apt_needed+=(binutils)
 if [ "${#apt_needed[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"

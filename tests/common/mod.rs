@@ -271,3 +271,35 @@ pub fn debootstrap_root() -> PathBuf {
     fs::write(&marker, DEBOOTSTRAP_PACKAGES).unwrap();
     root
 }
+
+/// The cargo profile of the static binaries the tests build: `dist` (Cargo.toml: release's
+/// settings with thin LTO and parallel codegen, so CI builds both targets in time).
+pub const STATIC_PROFILE: &str = "dist";
+
+/// The stripped static binary for `target` (`x86_64-unknown-linux-musl`,
+/// `aarch64-unknown-linux-musl`), built by `scripts/build-static.sh` with [`STATIC_PROFILE`]. The
+/// script installs its toolchain when missing; cargo's cache makes a second call quick.
+pub fn static_binary(target: &str) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-static.sh"))
+        .args(["--profile", STATIC_PROFILE, target])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run scripts/build-static.sh");
+    assert!(
+        out.status.success(),
+        "scripts/build-static.sh {target} failed ({})",
+        out.status
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 path");
+    let path = PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("the script prints the binary's path"),
+    );
+    assert!(path.is_file(), "{} is not a file", path.display());
+    path
+}
