@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod checks;
 pub mod context;
+pub mod crypt;
 pub mod engine;
 pub mod facts;
 pub mod fim;

@@ -26,6 +26,8 @@
 //! Every file is opened read-only. [`Sysroot::open_file`] refuses anything that is not
 //! a regular file (FIFO, socket, device, directory) before reading it. The agent runs
 //! as root on trees it cannot trust, so it must never block on a FIFO or read a device.
+//! The one exception is [`Sysroot::read_device_head`]: the first bytes of a *block* device
+//! (the LUKS header below a dm-crypt mapping), read-only and non-blocking, and nothing else.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -253,6 +255,37 @@ impl Sysroot {
         Ok(file)
     }
 
+    /// Reads the first `len` bytes (fewer if it is shorter) of a block device or of a regular
+    /// file standing in for one (a header image in a fixture tree), e.g. `/dev/vda2` for the LUKS
+    /// header below a dm-crypt mapping. This is the one read of a device the sysroot allows:
+    /// read-only, `O_NONBLOCK`, never a FIFO, socket, character device or directory (checked on an
+    /// `O_PATH` fd before the open and again after it). Returns the bytes and, for a block
+    /// device, its device number `(major, minor)` so the caller can check it opened the device it
+    /// meant to.
+    pub fn read_device_head(
+        &self,
+        path: impl AsRef<Path>,
+        len: usize,
+    ) -> Result<DeviceHead, SysrootError> {
+        let path = path.as_ref();
+        let probe = File::from(
+            self.resolve(path, PATH_FLAGS, true)
+                .map_err(|e| err(path, e))?,
+        );
+        ensure_block_or_regular(&probe).map_err(|e| err(path, e))?;
+        let file = File::from(
+            self.resolve(path, READ_FLAGS, true)
+                .map_err(|e| err(path, e))?,
+        );
+        let rdev = ensure_block_or_regular(&file).map_err(|e| err(path, e))?;
+        let mut buf = Vec::with_capacity(len.min(1 << 20));
+        (&file)
+            .take(len as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| err(path, e))?;
+        Ok((buf, rdev))
+    }
+
     /// Reads a whole regular file (see [`Sysroot::open_file`]), at most [`MAX_READ_BYTES`]: a
     /// larger (or sparse, hostile) file is an [`io::ErrorKind::InvalidData`] error, never an
     /// out-of-memory. Callers that need more stream from [`Sysroot::open_file`].
@@ -454,6 +487,10 @@ fn probe_openat2(root: BorrowedFd<'_>) -> Result<(), Errno> {
     resolve_openat2(root, Path::new("."), PATH_FLAGS).map(drop)
 }
 
+/// What [`Sysroot::read_device_head`] read: the bytes, and the device number `(major, minor)`
+/// when the path was a block device (`None` for a regular file).
+pub type DeviceHead = (Vec<u8>, Option<(u64, u64)>);
+
 /// The most [`Sysroot::read`] reads into memory: far above any configuration file or package
 /// database a check reads whole, far below what would hurt a small instance.
 pub const MAX_READ_BYTES: u64 = 256 << 20;
@@ -579,6 +616,21 @@ fn ensure_regular(file: &File) -> io::Result<()> {
         io::ErrorKind::InvalidInput,
         format!("is {what}, not a regular file"),
     ))
+}
+
+/// Accepts a block device (returning its device number) or a regular file (`None`); refuses
+/// everything else the way [`ensure_regular`] does.
+fn ensure_block_or_regular(file: &File) -> io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    let md = file.metadata()?;
+    if md.file_type().is_block_device() {
+        let rdev = md.rdev();
+        return Ok(Some((
+            nix::sys::stat::major(rdev),
+            nix::sys::stat::minor(rdev),
+        )));
+    }
+    ensure_regular(file).map(|()| None)
 }
 
 /// Maps a `d_type` to an [`EntryType`].
@@ -917,6 +969,48 @@ mod tests {
             }
             assert!(m.unwrap());
             drop(t);
+        }
+
+        device_head_reads_block_devices_and_files_only(r) {
+            let t = tree();
+            file(&t, "dev/vda2", "LUKS-header-stand-in");
+            link(&t, "dev/disk/by-id/x", "../../vda2");
+            nix::unistd::mkfifo(&t.path().join("dev/fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+            let s = sysroot(&t, r);
+            assert_eq!(s.read_device_head("/dev/vda2", 4).unwrap(), (b"LUKS".to_vec(), None));
+            assert_eq!(s.read_device_head("/dev/disk/by-id/x", 100).unwrap().0.len(), 20);
+            for p in ["/dev/fifo", "/dev", "/dev/missing"] {
+                assert!(s.read_device_head(p, 4).is_err(), "{p}");
+            }
+            let e = Sysroot::open_with("/", r).unwrap().read_device_head("/dev/null", 4).unwrap_err();
+            assert_eq!(e.to_string(), "/dev/null: is a character device, not a regular file");
+            // a block device node (made in the tree for each of the host's block devices until one
+            // may be opened here: sandboxes refuse some): read, and its number given
+            let mut devs: Vec<String> = std::fs::read_dir("/sys/dev/block")
+                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            devs.sort();
+            for (i, dev) in devs.iter().enumerate() {
+                let (major, minor) = dev.split_once(':').unwrap();
+                let (major, minor): (u64, u64) = (major.parse().unwrap(), minor.parse().unwrap());
+                let node = format!("dev/blk{i}");
+                nix::sys::stat::mknod(
+                    &t.path().join(&node),
+                    SFlag::S_IFBLK,
+                    Mode::from_bits_truncate(0o600),
+                    nix::sys::stat::makedev(major, minor),
+                )
+                .expect("mknod (the tests run as root)");
+                match s.read_device_head(format!("/{node}"), 512) {
+                    Ok((head, rdev)) => {
+                        assert_eq!(rdev, Some((major, minor)), "{dev}");
+                        assert!(head.len() <= 512);
+                        return;
+                    }
+                    Err(e) => assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{dev}: {e}"),
+                }
+            }
+            eprintln!("note: no block device may be opened here; block read skipped");
         }
 
         directory_is_refused(r) {

@@ -45,6 +45,8 @@ fn stock_debian_12_fails_exactly_the_expected_rules() {
             "banner-issue-no-os-leak",
             "cron-directories-permissions",
             "crontab-permissions",
+            // no /etc/crypttab: the root is not on dm-crypt (judged by intent: no /sys here)
+            "crypt-mounts-encrypted",
             "faillock-unlock-time",
             // never sealed: no file-integrity manifest to verify against
             "fim-manifest-intact",
@@ -168,6 +170,11 @@ fn hardened_debian_12_passes_every_rule() {
             // no instance role is known for a fixture tree (no cloud-init instance data)
             "credentials-no-long-term-keys-with-role",
             "cron-allow-permissions",
+            // no /sys in this tree: LUKS headers and active mappings cannot be read (the root is
+            // judged on /etc/fstab and /etc/crypttab and passes), and no swap is configured
+            "crypt-cipher-strong",
+            "crypt-crypttab-active",
+            "crypt-swap-encrypted",
             // the active IMDS probe runs only with --active-probes on a live host
             "firewall-imds-probe",
             "grub-cfg-permissions",

@@ -100,6 +100,9 @@ fn harden(root: &Path) {
             "write /etc/issue.net Authorized uses only.\\n".into(),
             "write /etc/motd Authorized uses only.\\n".into(),
             "append /etc/fstab tmpfs /tmp tmpfs defaults,rw,nosuid,nodev,noexec,relatime,size=2G 0 0\\ntmpfs /dev/shm tmpfs defaults,rw,nosuid,nodev,noexec,relatime 0 0".into(),
+            // the root on LUKS, opened at boot from crypttab
+            "append /etc/fstab /dev/mapper/cryptroot / ext4 rw,errors=remount-ro 0 1".into(),
+            "write /etc/crypttab cryptroot UUID=33c8406e-b8df-44a9-a05b-452c86739125 none luks,discard\\n".into(),
         ]
         .join("\n"),
     );
@@ -177,6 +180,8 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         "banner-motd-no-os-leak",
         "cron-directories-permissions",
         "crontab-permissions",
+        // no /etc/crypttab: nothing is unlocked at boot
+        "crypt-mounts-encrypted",
         "faillock-unlock-time",
         // the package's /etc/nftables.conf accepts everything and nftables.service is not enabled
         "firewall-imds-restricted",

@@ -53,6 +53,8 @@ command -v python3 >/dev/null 2>&1 || apt_needed+=(python3)
 # the static binaries (tests/dist.rs via scripts/build-static.sh, which installs its own zig and
 # cargo-zigbuild): readelf proves them static and stripped
 command -v readelf >/dev/null 2>&1 || apt_needed+=(binutils)
+# the crypt family (tests/crypt.rs): real LUKS1/LUKS2 headers from cryptsetup luksFormat on files
+command -v cryptsetup >/dev/null 2>&1 || apt_needed+=(cryptsetup-bin)
 if [ "${#apt_needed[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod config;
 pub mod credentials;
+pub mod crypt;
 pub mod dropins;
 pub mod expect;
 pub mod file_content;
@@ -57,6 +58,7 @@ crate::baseline::file::declare_kinds! {
     imds => imds::Imds, family = "imds";
     static_credentials => credentials::StaticCredentials, family = "credentials";
     firewall => firewall::Firewall, family = "firewall";
+    crypt => crypt::Crypt, family = "crypt";
 }
 
 /// Families of the built-in (non-declarative) checks that later land as modules here.

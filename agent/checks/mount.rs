@@ -83,7 +83,7 @@ pub struct Found {
 }
 
 /// Decode the octal escapes (`\040` for a space) used in mountinfo and fstab fields.
-fn unescape(field: &str) -> String {
+pub(crate) fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
