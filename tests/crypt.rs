@@ -776,7 +776,8 @@ fn btrfs_resolves_through_its_source_and_every_device() {
 #[test]
 fn memory_overlay_and_network_filesystems_are_not_applicable() {
     let mut host = Host::new();
-    host.mount("/", "0:40", "overlay", "overlay")
+    host.mount("/", "0:2", "rootfs", "rootfs")
+        .mount("/home", "0:40", "overlay", "overlay")
         .mount("/srv", "0:41", "tmpfs", "tmpfs")
         .mount(
             "/data",
@@ -788,7 +789,8 @@ fn memory_overlay_and_network_filesystems_are_not_applicable() {
     assert_eq!(r["status"], "not-applicable", "{r}");
     let reason = r["reason"].as_str().unwrap();
     assert!(
-        reason.contains("/: overlay: its layers are directories of other filesystems")
+        reason.contains("/: rootfs lives in memory: nothing of it is at rest")
+            && reason.contains("/home: overlay: its layers are directories of other filesystems")
             && reason.contains("/srv: tmpfs lives in memory: nothing of it is at rest")
             && reason.contains("/data: nfs4 is a network filesystem"),
         "{reason}"
@@ -798,12 +800,13 @@ fn memory_overlay_and_network_filesystems_are_not_applicable() {
 #[test]
 fn a_stack_that_cannot_be_read_is_an_error_never_a_pass() {
     let mut host = Host::new();
-    host.mount("/", "254:9", "ext4", "/dev/vdz1");
+    host.mount("/", "254:9", "ext4", "/dev/vdz1")
+        .mount("/srv", "0:50", "zfs", "tank/srv");
     let r = result(&host.check(&[]), "crypt-mounts-encrypted").clone();
     assert_eq!(r["status"], "error", "{r}");
     assert_eq!(
         r["cause"],
-        "/ (ext4): the device stack cannot be read: no block device 254:9 in /sys/dev/block"
+        "/ (ext4): the device stack cannot be read: no block device 254:9 in /sys/dev/block; /srv (zfs): device 0:50 is no block device the kernel names, and the mount source `tank/srv` is not one"
     );
     // a dm device whose slave is missing from sysfs
     let mut host = Host::new();

@@ -53,11 +53,23 @@ command -v python3 >/dev/null 2>&1 || apt_needed+=(python3)
 # the static binaries (tests/dist.rs via scripts/build-static.sh, which installs its own zig and
 # cargo-zigbuild): readelf proves them static and stripped
 command -v readelf >/dev/null 2>&1 || apt_needed+=(binutils)
-# the crypt family (tests/crypt.rs): real LUKS1/LUKS2 headers from cryptsetup luksFormat on files
+# the crypt family (tests/crypt.rs): real LUKS1/LUKS2 headers from cryptsetup luksFormat on files;
+# tests/crypt_vm.rs boots a Debian kernel in qemu from a cpio initramfs that runs this host's
+# cryptsetup and mke2fs (the kernel and busybox-static are downloaded by the test, never installed)
 command -v cryptsetup >/dev/null 2>&1 || apt_needed+=(cryptsetup-bin)
-if [ "${#apt_needed[@]}" -gt 0 ]; then
+command -v cpio >/dev/null 2>&1 || apt_needed+=(cpio)
+command -v mke2fs >/dev/null 2>&1 || apt_needed+=(e2fsprogs)
+# qemu without its recommends (the GTK front end, firmware for other machines)
+apt_needed_lean=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || apt_needed_lean+=(qemu-system-x86)
+if [ "${#apt_needed[@]}" -gt 0 ] || [ "${#apt_needed_lean[@]}" -gt 0 ]; then
     apt-get update -qq
+fi
+if [ "${#apt_needed[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}"
+fi
+if [ "${#apt_needed_lean[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_needed_lean[@]}"
 fi
 # Python tools in a venv cached under target/ (rebuilt when this list changes): tests/integrations.rs
 # (AWS CLI, moto, PyYAML, cfn-lint) and the local SSM endpoint tests/ssm/endpoint.py (botocore from

@@ -68,7 +68,8 @@ impl FsClass {
 /// The class of a filesystem type as mountinfo or fstab name it.
 pub fn fs_class(fstype: &str) -> FsClass {
     match fstype {
-        "tmpfs" | "ramfs" | "devtmpfs" => FsClass::Memory,
+        // rootfs: the initramfs (a tmpfs or ramfs the kernel mounts first)
+        "tmpfs" | "ramfs" | "devtmpfs" | "rootfs" => FsClass::Memory,
         "proc" | "sysfs" | "devpts" | "cgroup" | "cgroup2" | "securityfs" | "debugfs"
         | "tracefs" | "pstore" | "bpf" | "hugetlbfs" | "mqueue" | "configfs" | "fusectl"
         | "binfmt_misc" | "autofs" | "efivarfs" | "rpc_pipefs" | "nsfs" | "selinuxfs" | "nfsd"
@@ -358,15 +359,15 @@ fn mount_backing(
     }
     if m.fstype != "btrfs" {
         return Backing::Unresolved(format!(
-            "{} ({}, device {}) is on no block device the kernel names, and its source `{}` is not one",
-            m.point, m.fstype, m.dev, m.source
+            "device {} is no block device the kernel names, and the mount source `{}` is not one",
+            m.dev, m.source
         ));
     }
     // btrfs reports an anonymous device number: its devices come from the mount source and, for
     // a multi-device filesystem, /sys/fs/btrfs/<fsid>/devices/
     let first = match device_name(sysroot, mappings, &m.source) {
         Ok(n) => n,
-        Err(e) => return Backing::Unresolved(format!("btrfs {}: {e}", m.point)),
+        Err(e) => return Backing::Unresolved(format!("btrfs source: {e}")),
     };
     let mut names = vec![first.clone()];
     if let Ok(dirs) = sysroot.glob("/sys/fs/btrfs/*/devices/") {
