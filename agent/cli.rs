@@ -80,6 +80,13 @@ pub enum Command {
     /// Internal: one active-probe connection, run by `check --active-probes` as another uid.
     #[command(name = ec2_harden::probe::PROBE_SUBCOMMAND, hide = true)]
     ProbeConnect(ProbeConnectArgs),
+    /// Internal (packaging): write the man pages and shell completions generated from this
+    /// command-line definition into DIR/man and DIR/completions.
+    #[command(name = "__dist-assets", hide = true)]
+    DistAssets {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -309,7 +316,42 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Explain(args) => explain(args),
         Command::ProbeConnect(args) => probe_connect(args),
         Command::Report(ReportCommand::Flush(args)) => report_flush(args),
+        Command::DistAssets { dir } => dist_assets(&dir),
     }
+}
+
+/// The packages' generated files (scripts/dist.sh): one man page per visible command
+/// (`ec2-harden.1`, `ec2-harden-check.1`, ...) and the bash, zsh and fish completions, so they
+/// can never drift from the options the binary really takes.
+fn dist_assets(dir: &Path) -> CliResult {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    // the user's command: the internal (hidden) subcommands left out, which the completion
+    // generators would otherwise offer
+    let full = Cli::command();
+    let mut public = clap::Command::new("ec2-harden")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(env!("CARGO_PKG_DESCRIPTION"))
+        .subcommand_required(true)
+        .subcommands(full.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    if let Some(after) = full.get_after_help() {
+        public = public.after_help(after.clone());
+    }
+    let write = || -> std::io::Result<()> {
+        let man = dir.join("man");
+        let completions = dir.join("completions");
+        std::fs::create_dir_all(&man)?;
+        std::fs::create_dir_all(&completions)?;
+        clap_mangen::generate_to(public.clone(), &man)?;
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            clap_complete::generate_to(shell, &mut public.clone(), "ec2-harden", &completions)?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        Failure::internal(anyhow::Error::new(e).context(format!("writing {}", dir.display())))
+    })?;
+    Ok(Exit::Clean)
 }
 
 /// The child side of an active probe: one TCP connection attempt, reported as one JSON line.

@@ -50,9 +50,13 @@ command -v nft >/dev/null 2>&1 || apt_needed+=(nftables)
 command -v iptables >/dev/null 2>&1 || apt_needed+=(iptables)
 command -v ip >/dev/null 2>&1 || apt_needed+=(iproute2)
 command -v python3 >/dev/null 2>&1 || apt_needed+=(python3)
-# the static binaries (tests/dist.rs via scripts/build-static.sh, which installs its own zig and
-# cargo-zigbuild): readelf proves them static and stripped
+# the static binaries and packages (tests/dist.rs via scripts/dist.sh, which installs its own zig,
+# cargo-zigbuild, cargo-deb and cargo-generate-rpm): readelf proves them static and stripped
 command -v readelf >/dev/null 2>&1 || apt_needed+=(binutils)
+# ... and the aarch64 one runs under user-mode qemu, invoked directly (no binfmt needed)
+command -v qemu-aarch64-static >/dev/null 2>&1 || apt_needed+=(qemu-user-static)
+# ... and the .rpm's %post runs in a bare rpm root under a static busybox shell
+[ -x /bin/busybox ] || apt_needed+=(busybox-static)
 # the crypt family (tests/crypt.rs): real LUKS1/LUKS2 headers from cryptsetup luksFormat on files;
 # tests/crypt_vm.rs boots a Debian kernel in qemu from a cpio initramfs that runs this host's
 # cryptsetup and mke2fs (the kernel and busybox-static are downloaded by the test, never installed)
