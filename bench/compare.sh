@@ -33,6 +33,7 @@ for tool in /usr/bin/time lynis aide openssl sha256sum hyperfine; do
 done
 
 bin=$(scripts/build-static.sh x86_64-unknown-linux-musl)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d /var/tmp/ec2h-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 jobs=$(nproc)
@@ -155,6 +156,7 @@ size=$(stat -c %s "$bin")
     echo "| agent | \`ec2-harden $("$bin" --version | awk '{print $2}')\`, static x86_64 musl, release profile, $size bytes stripped; \`--version\`: $version_ms |"
     echo "| peers | lynis $(lynis --version), $(aide --version 2>&1 | head -1), $(openssl version | cut -d' ' -f1-2), GNU coreutils $(sha256sum --version | head -1 | awk '{print $NF}') |"
     echo "| FIM tree | ${dirs[*]}: $files files, $(awk -v b="$bytes" 'BEGIN { printf "%.2f GB", b / 1e9 }') |"
+    echo "| load average | $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine competes for its cores) |"
     echo
     echo "Wall and CPU time (user + sys) are the median of $agent_runs runs for the agent and $peer_runs for the peers;"
     echo "peak RSS is the largest seen (for the find | xargs pipelines, that of the largest single process)."
@@ -170,7 +172,8 @@ size=$(stat -c %s "$bin")
             END {
                 for (i = 1; i <= n; i++) {
                     ratio = (i == 1) ? "1 (agent)" : (wall[1] > 0 ? sprintf("%.1fx", wall[i] / wall[1]) : "-")
-                    printf "| %s | %.3f | %.3f | %.1f | %s |\n", name[i], wall[i], cpu[i], rss[i], ratio
+                    cell = name[i]; gsub(/\|/, "\\|", cell)
+                    printf "| %s | %.3f | %.3f | %.1f | %s |\n", cell, wall[i], cpu[i], rss[i], ratio
                 }
             }' "$work/rows"
         echo
