@@ -139,7 +139,7 @@ pub fn deliver(
     let entries = spool.pending()?;
     let total = entries.len();
     let mut last = spool.last_delivered();
-    for (n, entry) in entries.into_iter().enumerate() {
+    'entries: for (n, entry) in entries.into_iter().enumerate() {
         let mut envelope: Envelope = match entry.envelope {
             Ok(e) => e,
             Err(why) => {
@@ -158,51 +158,40 @@ pub fn deliver(
         }
         let path: PathBuf = entry.path;
         let endpoint = api.endpoint();
-        if !envelope.compliance_delivered {
+        for compliance in [true, false] {
+            let (name, done) = if compliance {
+                ("PutComplianceItems", envelope.compliance_delivered)
+            } else {
+                ("PutInventory", envelope.inventory_delivered)
+            };
+            if done {
+                continue;
+            }
             let step = with_retries(
-                &format!("PutComplianceItems to {endpoint}"),
+                &format!("{name} to {endpoint}"),
                 deadline,
                 backoff,
                 |left| {
                     api.set_attempt_timeout(left);
-                    api.put_compliance_items(&envelope.compliance)
+                    if compliance {
+                        api.put_compliance_items(&envelope.compliance)
+                    } else {
+                        api.put_inventory(&envelope.inventory)
+                    }
                 },
             );
             match step {
-                Step::Done => {
+                // Progress is saved after the first call only: after the second the entry goes.
+                Step::Done if compliance => {
                     envelope.compliance_delivered = true;
                     spool.put(&envelope)?;
                 }
-                Step::Rejected(why) => {
-                    tracing::error!(key = %entry.key, "{why}; spool entry kept in rejected/");
-                    spool.set_aside(&path, &why)?;
-                    out.rejected.push((entry.key, why));
-                    continue;
-                }
-                Step::Stop(why) => {
-                    out.pending = total - n;
-                    out.stopped = Some(why);
-                    return Ok(out);
-                }
-            }
-        }
-        if !envelope.inventory_delivered {
-            let step = with_retries(
-                &format!("PutInventory to {endpoint}"),
-                deadline,
-                backoff,
-                |left| {
-                    api.set_attempt_timeout(left);
-                    api.put_inventory(&envelope.inventory)
-                },
-            );
-            match step {
                 Step::Done => {}
                 Step::Rejected(why) => {
                     tracing::error!(key = %entry.key, "{why}; spool entry kept in rejected/");
                     spool.set_aside(&path, &why)?;
                     out.rejected.push((entry.key, why));
-                    continue;
+                    continue 'entries;
                 }
                 Step::Stop(why) => {
                     out.pending = total - n;
