@@ -4,7 +4,10 @@
 #   bench/compare.sh [--quick] [--skip-scaling] [--skip-criterion]
 #
 # Rows (wall time, CPU time = user + sys, peak RSS, from GNU time -v; the median run of several):
-#   check       `ec2-harden check --skip fim` of this host   vs  `lynis audit system --quick`
+#   check       `ec2-harden check --skip fim` of this host   vs  `lynis audit system --quick`, and
+#               the same check without the files family (its whole-filesystem metadata walk)
+#   walk        `ec2-harden check --only files` (world-writable, unowned, ungrouped, setuid
+#               over every local file)               vs  the CIS audit's `find / -xdev` for the same
 #   fim init    over /usr/bin /usr/sbin /usr/lib /etc       vs  AIDE --init (sha256 only),
 #               find | xargs -0 -P$(nproc) sha256sum, the same with `openssl dgst -sha256`
 #   fim verify  the same tree                               vs  AIDE --check (sha256 only)
@@ -77,8 +80,18 @@ echo "== check of this host (warm-up run first)" >&2
 "$bin" check --skip fim --fail-on never >/dev/null 2>&1 || true
 rules=$("$bin" check --skip fim --fail-on never --format json 2>/dev/null | grep -c '"duration_us"' || true)
 measure check "ec2-harden check --skip fim ($rules rules)" "$agent_runs" "$bin" check --skip fim --fail-on never
+rules_nowalk=$("$bin" check --skip fim,files --fail-on never --format json 2>/dev/null | grep -c '"duration_us"' || true)
+measure check "ec2-harden check --skip fim,files ($rules_nowalk rules: no filesystem walk)" "$agent_runs" "$bin" check --skip fim,files --fail-on never
 lynis audit system --quick --no-colors >/dev/null 2>&1 || true
 measure check "lynis audit system --quick" "$peer_runs" lynis audit system --quick --no-colors
+
+echo "== the whole-filesystem walk of the files family" >&2
+entries=$("$bin" check --only files --fail-on never --format json 2>/dev/null | grep -o 'in [0-9]* entries' | head -1 | awk '{print $2}')
+measure walk "ec2-harden check --only files" "$agent_runs" "$bin" check --only files --fail-on never
+# the CIS benchmark's audit commands for the same rules, as one find (GNU find caches the
+# user and group lookups of -nouser/-nogroup)
+measure walk "find / -xdev ... ( -perm -0002 -o -nouser -o -nogroup -o -perm /6000 )" "$peer_runs" bash -c \
+    'find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \) -prune -o \( -perm -0002 -o -nouser -o -nogroup -o -perm /6000 \) -print >/dev/null 2>&1 || true'
 
 echo "== fim over ${dirs[*]} (warm cache)" >&2
 files=$(find "${dirs[@]}" -xdev -type f 2>/dev/null | wc -l)
@@ -156,22 +169,32 @@ size=$(stat -c %s "$bin")
     echo "| agent | \`ec2-harden $("$bin" --version | awk '{print $2}')\`, static x86_64 musl, release profile, $size bytes stripped; \`--version\`: $version_ms |"
     echo "| peers | lynis $(lynis --version), $(aide --version 2>&1 | head -1), $(openssl version | cut -d' ' -f1-2), GNU coreutils $(sha256sum --version | head -1 | awk '{print $NF}') |"
     echo "| FIM tree | ${dirs[*]}: $files files, $(awk -v b="$bytes" 'BEGIN { printf "%.2f GB", b / 1e9 }') |"
+    echo "| local filesystems | $entries entries walked by the files family's tree scans |"
     echo "| load average | $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine competes for its cores) |"
     echo
     echo "Wall and CPU time (user + sys) are the median of $agent_runs runs for the agent and $peer_runs for the peers;"
     echo "peak RSS is the largest seen (for the find | xargs pipelines, that of the largest single process)."
     echo "The ratio is the peer's wall time over the agent's (how many times faster the agent is)."
     echo
-    for group in check "fim init" "fim verify"; do
+    # check: the agent's two rows against lynis (the last row); the others: each peer against
+    # the agent (the first row)
+    for group in check walk "fim init" "fim verify"; do
         echo "### $group"
         echo
-        echo "| command | wall s | CPU s | peak RSS MB | peer wall / agent wall |"
+        if [ "$group" = check ]; then
+            echo "| command | wall s | CPU s | peak RSS MB | lynis wall / agent wall |"
+        else
+            echo "| command | wall s | CPU s | peak RSS MB | peer wall / agent wall |"
+        fi
         echo "|---|---:|---:|---:|---:|"
         awk -F'\t' -v g="$group" '
             $1 == g { n++; name[n] = $2; wall[n] = $3; cpu[n] = $4; rss[n] = $5 }
             END {
                 for (i = 1; i <= n; i++) {
-                    ratio = (i == 1) ? "1 (agent)" : (wall[1] > 0 ? sprintf("%.1fx", wall[i] / wall[1]) : "-")
+                    if (g == "check")
+                        ratio = (i == n) ? "1 (peer)" : (wall[i] > 0 ? sprintf("%.1fx", wall[n] / wall[i]) : "-")
+                    else
+                        ratio = (i == 1) ? "1 (agent)" : (wall[1] > 0 ? sprintf("%.1fx", wall[i] / wall[1]) : "-")
                     cell = name[i]; gsub(/\|/, "\\|", cell)
                     printf "| %s | %.3f | %.3f | %.1f | %s |\n", cell, wall[i], cpu[i], rss[i], ratio
                 }

@@ -339,6 +339,20 @@ fn luks2_root(host: &mut Host) {
     host.device("vda2", &luks_header(FAST_ARGON2, ROOT_UUID));
 }
 
+/// A virtio disk `vda` whose partition `vda2` carries the dm-crypt mapping `cryptroot` (dm-0,
+/// 253:0) of type `kind` (LUKS1, LUKS2, PLAIN, ...); the caller mounts it and writes its header.
+fn cryptroot_on_vda2<'h>(host: &'h mut Host, kind: &str) -> &'h mut Host {
+    host.disk("vda", "254:0", "virtio")
+        .partition("vda", "vda2", "254:2", 2)
+        .dm(
+            "dm-0",
+            "253:0",
+            "cryptroot",
+            &dm_uuid(kind, ROOT_UUID, "cryptroot"),
+            &["vda2"],
+        )
+}
+
 // ------------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -736,15 +750,7 @@ fn nvme_instance_store_is_hardware_encrypted_and_accepted_by_policy() {
 #[test]
 fn btrfs_resolves_through_its_source_and_every_device() {
     let mut host = Host::new();
-    host.disk("vda", "254:0", "virtio")
-        .partition("vda", "vda2", "254:2", 2)
-        .dm(
-            "dm-0",
-            "253:0",
-            "cryptroot",
-            &dm_uuid("LUKS2", ROOT_UUID, "cryptroot"),
-            &["vda2"],
-        )
+    cryptroot_on_vda2(&mut host, "LUKS2")
         // btrfs reports an anonymous device number: the mount source names the device
         .mount("/", "0:33", "btrfs", "/dev/mapper/cryptroot")
         .mount("/home", "0:33", "btrfs", "/dev/mapper/cryptroot");
@@ -810,16 +816,7 @@ fn a_stack_that_cannot_be_read_is_an_error_never_a_pass() {
     );
     // a dm device whose slave is missing from sysfs
     let mut host = Host::new();
-    host.disk("vda", "254:0", "virtio")
-        .partition("vda", "vda2", "254:2", 2)
-        .dm(
-            "dm-0",
-            "253:0",
-            "cryptroot",
-            &dm_uuid("LUKS2", ROOT_UUID, "cryptroot"),
-            &["vda2"],
-        )
-        .mount("/", "253:0", "ext4", "/dev/mapper/cryptroot");
+    cryptroot_on_vda2(&mut host, "LUKS2").mount("/", "253:0", "ext4", "/dev/mapper/cryptroot");
     fs::remove_file(host.at("/sys/class/block/vda2")).unwrap();
     let r = result(&host.check(&[]), "crypt-mounts-encrypted").clone();
     assert_eq!(r["status"], "error", "{r}");
@@ -901,16 +898,7 @@ fn cipher_policy_rejects_weak_real_headers() {
     ];
     for (kind, header, want) in cases {
         let mut host = Host::new();
-        host.disk("vda", "254:0", "virtio")
-            .partition("vda", "vda2", "254:2", 2)
-            .dm(
-                "dm-0",
-                "253:0",
-                "cryptroot",
-                &dm_uuid(kind, ROOT_UUID, "cryptroot"),
-                &["vda2"],
-            )
-            .mount("/", "253:0", "ext4", "/dev/mapper/cryptroot");
+        cryptroot_on_vda2(&mut host, kind).mount("/", "253:0", "ext4", "/dev/mapper/cryptroot");
         host.device("vda2", &header);
         let report = host.check(&[]);
         // encrypted in name: the mount rule passes, the cipher rule says why it is weak
@@ -929,16 +917,7 @@ fn cipher_policy_rejects_weak_real_headers() {
 
     // a site that requires Argon2id rejects PBKDF2 key slots
     let mut host = Host::new();
-    host.disk("vda", "254:0", "virtio")
-        .partition("vda", "vda2", "254:2", 2)
-        .dm(
-            "dm-0",
-            "253:0",
-            "cryptroot",
-            &dm_uuid("LUKS2", ROOT_UUID, "cryptroot"),
-            &["vda2"],
-        )
-        .mount("/", "253:0", "ext4", "/dev/mapper/cryptroot");
+    cryptroot_on_vda2(&mut host, "LUKS2").mount("/", "253:0", "ext4", "/dev/mapper/cryptroot");
     host.device(
         "vda2",
         &luks_header(

@@ -11,23 +11,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{apply, check_json, debootstrap_root, ids_with, result, status};
+use common::{apply, check_json, ids_with, result, status};
 
-/// A private copy of the cached root (owners, modes and links preserved).
+/// A private copy of the cached root.
 fn working_copy() -> tempfile::TempDir {
-    let base = debootstrap_root();
-    let dir = tempfile::Builder::new()
-        .prefix("ec2h-debootstrap-")
-        .tempdir()
-        .unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", base.display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "cp -a failed");
-    dir
+    common::debootstrap_copy("ec2h-debootstrap-")
 }
 
 fn fixture_file(rel: &str) -> String {

@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
-use common::{debootstrap_root, fixture, static_binary, STATIC_PROFILE};
+use common::{fixture, static_binary, STATIC_PROFILE};
 
 const X86_64: &str = "x86_64-unknown-linux-musl";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -103,21 +103,9 @@ fn run_bin(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
-/// A private copy of the cached debootstrap root (owners, modes and links preserved).
+/// A private copy of the cached debootstrap root.
 fn root_copy() -> tempfile::TempDir {
-    let base = debootstrap_root();
-    let dir = tempfile::Builder::new()
-        .prefix("ec2h-dist-")
-        .tempdir()
-        .unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", base.display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "cp -a failed");
-    dir
+    common::debootstrap_copy("ec2h-dist-")
 }
 
 /// Rule id -> status, in report order.

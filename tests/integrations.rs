@@ -234,19 +234,7 @@ impl Drop for SshTarget {
 /// The cached debootstrapped Debian 12 root of tests/debootstrap.rs, copied (owners, modes and
 /// links preserved). Built here too when this suite runs first.
 fn debian_root() -> tempfile::TempDir {
-    let base = common::debootstrap_root();
-    let dir = tempfile::Builder::new()
-        .prefix("ec2h-integ-root-")
-        .tempdir()
-        .unwrap();
-    let out = output(
-        Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", base.display()))
-            .arg(dir.path()),
-    );
-    assert!(out.status.success(), "cp -a: {}", text(&out));
-    dir
+    common::debootstrap_copy("ec2h-integ-root-")
 }
 
 /// `packer build -only=null.local` of the shipped template against `root`; returns (success, log).

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{check_json, debootstrap_root, result};
+use common::{check_json, result};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -254,15 +254,7 @@ fn this_host_lists_exactly_the_security_updates_apt_lists() {
 
 #[test]
 fn debootstrap_root_without_then_with_security_metadata() {
-    let base = debootstrap_root();
-    let root = tempfile::tempdir().unwrap();
-    assert!(Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", base.display()))
-        .arg(root.path())
-        .status()
-        .unwrap()
-        .success());
+    let root = common::debootstrap_copy("ec2h-patch-");
     // as debootstrap leaves it: only the main suite, no security source
     let (_, report, _) = check_json(root.path(), &["--only", "patch", "--stage", "bake"]);
     let meta = result(&report, "patch-metadata-fresh");

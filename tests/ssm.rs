@@ -80,6 +80,24 @@ impl Host {
         run(&mut self.agent(ep, &args))
     }
 
+    /// `check --only ssh --report ssm --instance-id NODE EXTRA` of the fixture root, as a command
+    /// whose environment the caller adjusts.
+    fn check_ssh(&self, ep: &SsmEndpoint, node: &str, extra: &[&str]) -> Command {
+        let mut args = vec![
+            "check",
+            "--root",
+            self.root(),
+            "--only",
+            "ssh",
+            "--report",
+            "ssm",
+            "--instance-id",
+            node,
+        ];
+        args.extend_from_slice(extra);
+        self.agent(ep, &args)
+    }
+
     fn report(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.report_path()).unwrap()).unwrap()
     }
@@ -383,20 +401,7 @@ fn the_generic_endpoint_variable_works_too() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
     let out = run(host
-        .agent(
-            &ep,
-            &[
-                "check",
-                "--root",
-                host.root(),
-                "--only",
-                "ssh",
-                "--report",
-                "ssm",
-                "--instance-id",
-                "mi-0123456789abcdef0",
-            ],
-        )
+        .check_ssh(&ep, "mi-0123456789abcdef0", &[])
         .env_remove("AWS_ENDPOINT_URL_SSM")
         .env("AWS_ENDPOINT_URL", ep.url()));
     assert!(out.status.success(), "{}", text(&out));
@@ -698,22 +703,7 @@ fn an_unreachable_endpoint_is_named_and_the_report_waits_in_the_spool() {
     let host = Host::new();
     // Nothing listens on port 9 of loopback.
     let out = run(host
-        .agent(
-            &ep,
-            &[
-                "check",
-                "--root",
-                host.root(),
-                "--only",
-                "ssh",
-                "--report",
-                "ssm",
-                "--instance-id",
-                NODE,
-                "--report-deadline",
-                "3",
-            ],
-        )
+        .check_ssh(&ep, NODE, &["--report-deadline", "3"])
         .env("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:9"));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -724,4 +714,44 @@ fn an_unreachable_endpoint_is_named_and_the_report_waits_in_the_spool() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(host.spooled().is_empty());
     assert_eq!(stored(&ep, "PutComplianceItems").len(), 1);
+}
+
+#[test]
+fn https_is_verified_against_the_trust_store_and_an_unknown_issuer_is_refused() {
+    // The real endpoint is HTTPS: the agent's client (hyper + rustls on ring) must trust what the
+    // host's store trusts (SSL_CERT_FILE here stands for /etc/ssl/certs or /etc/pki/tls) and
+    // nothing else.
+    let ep = SsmEndpoint::start_tls();
+    assert!(ep.url().starts_with("https://127.0.0.1:"), "{}", ep.url());
+    let host = Host::new();
+    let deadline = ["--report-deadline", "5"];
+
+    // A certificate from a CA the host does not trust (another endpoint's): no report sent.
+    let stranger = SsmEndpoint::start_tls();
+    let out = run(host
+        .check_ssh(&ep, NODE, &deadline)
+        .env("SSL_CERT_FILE", stranger.ca_pem())
+        .env_remove("SSL_CERT_DIR"));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(ep.url()), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("certificate"),
+        "the TLS failure is named: {stderr}"
+    );
+    assert_eq!(host.spooled().len(), 1);
+    assert!(compliance_items(&ep, NODE).is_empty());
+
+    // The host trusts the endpoint's CA: the spooled report and this run's are delivered.
+    let out = run(host
+        .check_ssh(&ep, NODE, &deadline)
+        .env("SSL_CERT_FILE", ep.ca_pem())
+        .env_remove("SSL_CERT_DIR"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(host.spooled().is_empty());
+    let (_, report, _) = common::check_json(host.root.path(), &["--only", "ssh"]);
+    assert_eq!(
+        compliance_items(&ep, NODE).len(),
+        report["results"].as_array().unwrap().len()
+    );
 }

@@ -140,27 +140,37 @@ pub struct FstabEntry {
     pub options: Vec<String>,
 }
 
+/// The entries of a whitespace-separated table (fstab, crypttab): each non-blank, non-comment line
+/// with at least `min_fields` fields, as (1-based line number, fields, the fourth field's
+/// comma-separated options).
+fn table_lines(
+    text: &str,
+    min_fields: usize,
+) -> impl Iterator<Item = (usize, Vec<&str>, Vec<String>)> {
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return None;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < min_fields {
+            return None;
+        }
+        let options = fields
+            .get(3)
+            .map_or(vec![], |o| o.split(',').map(str::to_string).collect());
+        Some((i + 1, fields, options))
+    })
+}
+
 pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                return None;
-            }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 3 {
-                return None;
-            }
-            Some(FstabEntry {
-                line: i + 1,
-                source: unescape(f[0]),
-                point: unescape(f[1]),
-                fstype: f[2].to_string(),
-                options: f
-                    .get(3)
-                    .map_or(vec![], |o| o.split(',').map(str::to_string).collect()),
-            })
+    table_lines(text, 3)
+        .map(|(line, f, options)| FstabEntry {
+            line,
+            source: unescape(f[0]),
+            point: unescape(f[1]),
+            fstype: f[2].to_string(),
+            options,
         })
         .collect()
 }
@@ -216,26 +226,13 @@ impl CrypttabEntry {
 }
 
 pub fn parse_crypttab(text: &str) -> Vec<CrypttabEntry> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                return None;
-            }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 2 {
-                return None;
-            }
-            Some(CrypttabEntry {
-                line: i + 1,
-                name: unescape(f[0]),
-                device: unescape(f[1]),
-                key: f.get(2).map(|k| k.to_string()),
-                options: f
-                    .get(3)
-                    .map_or(vec![], |o| o.split(',').map(str::to_string).collect()),
-            })
+    table_lines(text, 2)
+        .map(|(line, f, options)| CrypttabEntry {
+            line,
+            name: unescape(f[0]),
+            device: unescape(f[1]),
+            key: f.get(2).map(|k| k.to_string()),
+            options,
         })
         .collect()
 }

@@ -83,7 +83,15 @@ impl SdkSsm {
                 code: "Runtime".into(),
                 message: format!("starting the async runtime: {e}"),
             })?;
+        // HTTPS through rustls with ring's primitives and the system's trust store; used by the
+        // SSM client and by the SDK's own credential and region providers alike.
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(https)
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()

@@ -272,6 +272,28 @@ pub fn debootstrap_root() -> PathBuf {
     root
 }
 
+/// A private copy of [`debootstrap_root`] (owners, modes and links preserved, `cp -a`) in a temp
+/// dir named `prefix…`, for a test that changes or installs into the root.
+#[allow(dead_code)] // not every test crate that includes `common` copies the root
+pub fn debootstrap_copy(prefix: &str) -> tempfile::TempDir {
+    let base = debootstrap_root();
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", base.display()))
+        .arg(dir.path())
+        .output()
+        .expect("run cp");
+    assert!(
+        out.status.success(),
+        "cp -a {} {}: {}",
+        base.display(),
+        dir.path().display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
 /// The cargo profile of the static binaries the tests build: `dist` (Cargo.toml: release's
 /// settings with thin LTO and parallel codegen, so CI builds both targets in time).
 pub const STATIC_PROFILE: &str = "dist";

@@ -89,6 +89,17 @@ impl SsmEndpoint {
     /// `moto`: start a moto server for the operations not served here (else they are refused);
     /// `verify_signatures`: recompute SigV4 signatures (else only their form is checked).
     pub fn start_with(moto: bool, verify_signatures: bool) -> SsmEndpoint {
+        SsmEndpoint::spawn(moto, verify_signatures, false)
+    }
+
+    /// The endpoint over HTTPS (no moto, signatures verified), its server certificate issued by a
+    /// private CA made for it ([`SsmEndpoint::ca_pem`]). The AWS CLI helpers trust that CA; the
+    /// control API (log, faults, reset) is plain HTTP only and not available here.
+    pub fn start_tls() -> SsmEndpoint {
+        SsmEndpoint::spawn(false, true, true)
+    }
+
+    fn spawn(moto: bool, verify_signatures: bool, tls: bool) -> SsmEndpoint {
         let dir = tempfile::Builder::new()
             .prefix("ec2h-ssm-")
             .tempdir()
@@ -121,6 +132,9 @@ impl SsmEndpoint {
         }
         if verify_signatures {
             cmd.args(["--secret-key", SECRET_ACCESS_KEY]);
+        }
+        if tls {
+            cmd.arg("--tls-dir").arg(dir.path().join("tls"));
         }
         let mut endpoint = cmd
             .stdout(Stdio::piped())
@@ -162,6 +176,11 @@ impl SsmEndpoint {
         self.moto_url.as_deref()
     }
 
+    /// The PEM file of the CA that issued an HTTPS endpoint's certificate.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.pem")
+    }
+
     /// What the endpoint logged (to show when a test fails).
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("endpoint.log")).unwrap_or_default()
@@ -193,6 +212,9 @@ impl SsmEndpoint {
     /// The real AWS CLI against this endpoint (`aws ssm ...` is `args`), with extra environment.
     pub fn aws_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(venv_bin("aws"));
+        if self.url.starts_with("https:") {
+            cmd.env("AWS_CA_BUNDLE", self.ca_pem());
+        }
         self.apply_env(&mut cmd)
             .args(["--endpoint-url", &self.url, "--output", "json"])
             .args(args)
@@ -252,7 +274,10 @@ impl SsmEndpoint {
     }
 
     fn control(&self, method: &str, path: &str, body: &str) -> Value {
-        let addr = self.url.trim_start_matches("http://");
+        let addr = self
+            .url
+            .strip_prefix("http://")
+            .expect("the control API is served over plain HTTP only");
         let mut stream = TcpStream::connect(addr).expect("connect to the endpoint");
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))

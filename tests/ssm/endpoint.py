@@ -58,9 +58,14 @@ Control API (not AWS operations; JSON in and out):
   hang) and ``message`` (for errors).
 * ``POST /__reset``: forget everything stored, logged and queued.
 
-Usage: ``python tests/ssm/endpoint.py --port 0 [--moto-url URL] [--secret-key KEY] [--region R]``
-binds 127.0.0.1, prints ``listening http://127.0.0.1:PORT`` on stdout once ready, logs to stderr
-and runs until killed.
+TLS: with ``--tls-dir DIR`` the endpoint serves HTTPS as the real one does. It makes a private CA
+(``DIR/ca.pem``, the only file a client needs to trust it) and a server certificate it signs for
+``127.0.0.1`` and ``localhost`` (P-256 keys, SHA-256, valid for one day), and announces
+``listening https://127.0.0.1:PORT``. The control API is then HTTPS too.
+
+Usage: ``python tests/ssm/endpoint.py --port 0 [--moto-url URL] [--secret-key KEY] [--region R]
+[--tls-dir DIR]`` binds 127.0.0.1, prints ``listening http(s)://127.0.0.1:PORT`` on stdout once
+ready, logs to stderr and runs until killed.
 """
 
 import argparse
@@ -68,11 +73,13 @@ import base64
 import datetime
 import http.client
 import http.server
+import ipaddress
 import json
 import logging
 import re
 import select
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -783,18 +790,95 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return
 
 
+def make_tls_context(directory):
+    """A private CA (written to ``directory/ca.pem``) and a server certificate for loopback signed
+    by it; returns the server's SSLContext."""
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    valid_from, valid_to = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("ec2-harden test CA"))
+        .issuer_name(name("ec2-harden test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_to)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("ssm.local-endpoint"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_to)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    os.makedirs(directory, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    with open(os.path.join(directory, "ca.pem"), "wb") as f:
+        f.write(ca.public_bytes(pem))
+    with open(os.path.join(directory, "server.pem"), "wb") as f:
+        f.write(leaf.public_bytes(pem))
+    with open(os.open(os.path.join(directory, "server.key"), os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+        f.write(
+            key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(directory, "server.pem"), os.path.join(directory, "server.key"))
+    return context
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--moto-url", help="where operations not served here are forwarded")
     parser.add_argument("--secret-key", help="verify SigV4 signatures with this secret access key")
     parser.add_argument("--region", default="us-east-1", help="the region requests must be scoped to")
+    parser.add_argument("--tls-dir", help="serve HTTPS; the CA to trust is written to DIR/ca.pem")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="ssm-endpoint: %(message)s")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.state = State(args)
-    print(f"listening http://127.0.0.1:{server.server_address[1]}", flush=True)
+    scheme = "http"
+    if args.tls_dir:
+        # The handshake runs in the handler's thread (not in accept), so a client that refuses the
+        # certificate or stalls cannot hold up the others.
+        context = make_tls_context(args.tls_dir)
+        server.socket = context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
+        scheme = "https"
+    print(f"listening {scheme}://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
