@@ -169,7 +169,8 @@ size=$(stat -c %s "$bin")
     echo "| agent | \`ec2-harden $("$bin" --version | awk '{print $2}')\`, static x86_64 musl, release profile, $size bytes stripped; \`--version\`: $version_ms |"
     echo "| peers | lynis $(lynis --version), $(aide --version 2>&1 | head -1), $(openssl version | cut -d' ' -f1-2), GNU coreutils $(sha256sum --version | head -1 | awk '{print $NF}') |"
     echo "| FIM tree | ${dirs[*]}: $files files, $(awk -v b="$bytes" 'BEGIN { printf "%.2f GB", b / 1e9 }') |"
-    echo "| local filesystems | $entries entries walked by the files family's tree scans |"
+    walk_wall=$(awk -F'\t' '$1 == "walk" { print $3; exit }' "$work/rows")
+    echo "| local filesystems | $entries entries walked by the files family's tree scans ($(awk -v w="$walk_wall" -v n="$entries" 'BEGIN { printf "%.0f ms per 100k entries", w * 1000 / n * 100000 }') with \`check --only files\`) |"
     echo "| load average | $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine competes for its cores) |"
     echo
     echo "Wall and CPU time (user + sys) are the median of $agent_runs runs for the agent and $peer_runs for the peers;"

@@ -37,6 +37,20 @@ impl Distro {
     }
 }
 
+/// For each (os-release text, `\n` escapes for its newlines; baseline name): the baseline a check of
+/// the fixture `base` selects once its `/usr/lib/os-release` says that.
+fn assert_selects(base: &str, cases: &[(String, &str)]) {
+    for (os_release, want) in cases {
+        let root = fixture(base);
+        apply(
+            root.path(),
+            &format!("rm /usr/lib/os-release\nwrite /usr/lib/os-release {os_release}"),
+        );
+        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
+        assert_eq!(report["baseline"]["name"], *want, "{os_release}");
+    }
+}
+
 fn strings(ids: &[&str]) -> Vec<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
@@ -469,7 +483,7 @@ fn rhel_9_seeded_faults_are_caught() {
 /// not (no layer for it: the common baseline applies).
 #[test]
 fn rhel_9_is_selected_for_point_releases_and_rebuilds() {
-    for (os_release, want) in [
+    let cases = [
         (
             "ID=\"rocky\"\\nID_LIKE=\"rhel centos fedora\"\\nVERSION_ID=\"9.3\"\\n",
             "rhel-9",
@@ -481,15 +495,11 @@ fn rhel_9_is_selected_for_point_releases_and_rebuilds() {
         ("ID=\"rhel\"\\nVERSION_ID=\"9.10\"\\n", "rhel-9"),
         ("ID=\"rhel\"\\nVERSION_ID=\"8.10\"\\n", "common"),
         ("ID=\"rhel\"\\nVERSION_ID=\"90\"\\n", "common"),
-    ] {
-        let root = fixture("rhel-9-default");
-        apply(
-            root.path(),
-            &format!("rm /usr/lib/os-release\nwrite /usr/lib/os-release {os_release}"),
-        );
-        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
-        assert_eq!(report["baseline"]["name"], want, "{os_release}");
-    }
+    ];
+    assert_selects(
+        "rhel-9-default",
+        &cases.map(|(text, want)| (text.to_string(), want)),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -726,22 +736,21 @@ fn amazon_linux_2_sshd_config_edits_are_caught() {
 /// 2018.03 Amazon Linux AMI) get the common baseline.
 #[test]
 fn amazon_linux_2_is_selected_only_for_version_2() {
-    for (version_id, want) in [
-        ("2", "amazon-linux-2"),
-        ("2023", "amazon-linux-2023"),
-        ("2018.03", "common"),
-        ("20", "common"),
-    ] {
-        let root = fixture("amazon-linux-2-default");
-        apply(
-            root.path(),
-            &format!(
-                "rm /usr/lib/os-release\nwrite /usr/lib/os-release NAME=\"Amazon Linux\"\\nID=\"amzn\"\\nID_LIKE=\"centos rhel fedora\"\\nVERSION_ID=\"{version_id}\"\\n"
-            ),
-        );
-        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
-        assert_eq!(report["baseline"]["name"], want, "VERSION_ID={version_id}");
-    }
+    let amzn = |version_id: &str| {
+        format!(
+            "NAME=\"Amazon Linux\"\\nID=\"amzn\"\\nID_LIKE=\"centos rhel fedora\"\\nVERSION_ID=\"{version_id}\"\\n"
+        )
+    };
+    assert_selects(
+        "amazon-linux-2-default",
+        &[
+            ("2", "amazon-linux-2"),
+            ("2023", "amazon-linux-2023"),
+            ("2018.03", "common"),
+            ("20", "common"),
+        ]
+        .map(|(version_id, want)| (amzn(version_id), want)),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -962,20 +971,19 @@ fn amazon_linux_2023_crypto_policy_macs_apply_without_the_dropin_line() {
 /// "2023" is Amazon Linux 2023 only; "2" is Amazon Linux 2; other amzn versions get common.
 #[test]
 fn amazon_linux_2023_is_selected_only_for_version_2023() {
-    for (version_id, want) in [
-        ("2023", "amazon-linux-2023"),
-        ("2", "amazon-linux-2"),
-        ("2018.03", "common"),
-        ("2022", "common"),
-    ] {
-        let root = fixture("amazon-linux-2023-default");
-        apply(
-            root.path(),
-            &format!(
-                "rm /usr/lib/os-release\nwrite /usr/lib/os-release NAME=\"Amazon Linux\"\\nID=\"amzn\"\\nID_LIKE=\"fedora\"\\nVERSION_ID=\"{version_id}\"\\n"
-            ),
-        );
-        let (_, report, _) = check_json(root.path(), &["--only", "ssh"]);
-        assert_eq!(report["baseline"]["name"], want, "VERSION_ID={version_id}");
-    }
+    let amzn = |version_id: &str| {
+        format!(
+            "NAME=\"Amazon Linux\"\\nID=\"amzn\"\\nID_LIKE=\"fedora\"\\nVERSION_ID=\"{version_id}\"\\n"
+        )
+    };
+    assert_selects(
+        "amazon-linux-2023-default",
+        &[
+            ("2023", "amazon-linux-2023"),
+            ("2", "amazon-linux-2"),
+            ("2018.03", "common"),
+            ("2022", "common"),
+        ]
+        .map(|(version_id, want)| (amzn(version_id), want)),
+    );
 }

@@ -109,9 +109,25 @@ fn dpkg_version_order_matches_dpkg_compare_versions() {
         .write_all(input.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let answers: Vec<i32> = String::from_utf8(out.stdout)
+    assert_agrees_with_oracle(
+        "dpkg",
+        &pairs,
+        &out.stdout,
+        ec2_harden::packages::debversion::compare,
+    );
+}
+
+/// `oracle_out` holds the oracle's -1/0/1 for each pair (whitespace-separated, in order): ours must
+/// give the same for every pair, and the pairs must cover all three outcomes.
+fn assert_agrees_with_oracle(
+    oracle: &str,
+    pairs: &[(String, String)],
+    oracle_out: &[u8],
+    ours: fn(&str, &str) -> std::cmp::Ordering,
+) {
+    let answers: Vec<i32> = std::str::from_utf8(oracle_out)
         .unwrap()
-        .lines()
+        .split_whitespace()
         .map(|l| l.parse().unwrap())
         .collect();
     assert_eq!(answers.len(), pairs.len());
@@ -119,9 +135,9 @@ fn dpkg_version_order_matches_dpkg_compare_versions() {
     let mut seen = BTreeSet::new();
     for ((a, b), want) in pairs.iter().zip(&answers) {
         seen.insert(*want);
-        let got = ec2_harden::packages::debversion::compare(a, b) as i32;
+        let got = ours(a, b) as i32;
         if got != *want {
-            disagreements.push(format!("{a} vs {b}: dpkg {want}, ours {got}"));
+            disagreements.push(format!("{a} vs {b}: {oracle} {want}, ours {got}"));
         }
     }
     assert!(disagreements.is_empty(), "{disagreements:#?}");
@@ -972,23 +988,12 @@ fn rpm_version_order_matches_rpm_vercmp() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let answers: Vec<i32> = String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(answers.len(), pairs.len());
-    let mut disagreements = Vec::new();
-    let mut seen = BTreeSet::new();
-    for ((a, b), want) in pairs.iter().zip(&answers) {
-        seen.insert(*want);
-        let got = ec2_harden::packages::rpmversion::rpmvercmp(a, b) as i32;
-        if got != *want {
-            disagreements.push(format!("{a} vs {b}: rpm {want}, ours {got}"));
-        }
-    }
-    assert!(disagreements.is_empty(), "{disagreements:#?}");
-    assert_eq!(seen.len(), 3, "the generated pairs cover <, = and >");
+    assert_agrees_with_oracle(
+        "rpm",
+        &pairs,
+        &out.stdout,
+        ec2_harden::packages::rpmversion::rpmvercmp,
+    );
 }
 
 fn run_ok(cmd: &mut Command) -> String {

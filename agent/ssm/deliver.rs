@@ -264,6 +264,11 @@ mod tests {
         }
     }
 
+    /// [`deliver`] with 30 s to go and [`fast`] backoff.
+    fn deliver_soon(spool: &Spool, api: &mut dyn SsmApi) -> Result<Delivery, SpoolError> {
+        deliver(spool, api, Instant::now() + Duration::from_secs(30), fast())
+    }
+
     fn spool_with(times: &[&str]) -> (tempfile::TempDir, Spool) {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(&dir.path().join("spool")).unwrap();
@@ -298,8 +303,7 @@ mod tests {
         let mode = std::fs::metadata(spool.dir()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let mut api = Scripted::default();
-        let far = Instant::now() + Duration::from_secs(30);
-        let d = deliver(&spool, &mut api, far, fast()).unwrap();
+        let d = deliver_soon(&spool, &mut api).unwrap();
         assert!(d.complete(), "{d:?}");
         assert_eq!(d.delivered.len(), 3);
         let order: Vec<i64> = api.accepted.iter().map(|(_, t)| *t).collect();
@@ -321,13 +325,7 @@ mod tests {
             .into(),
             ..Scripted::default()
         };
-        let d = deliver(
-            &spool,
-            &mut api,
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        let d = deliver_soon(&spool, &mut api).unwrap();
         assert!(d.complete(), "{d:?}");
         assert_eq!(api.calls, 4);
     }
@@ -351,13 +349,7 @@ mod tests {
         assert_eq!(spool.pending().unwrap().len(), 2);
         // The faults clear: the next pass delivers both, oldest first.
         api.faults.clear();
-        let d = deliver(
-            &spool,
-            &mut api,
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        let d = deliver_soon(&spool, &mut api).unwrap();
         assert_eq!(d.delivered.len(), 2);
         assert_eq!(api.accepted[0].1, secs(T1));
         assert_eq!(api.accepted[3].1, secs(T2));
@@ -374,13 +366,7 @@ mod tests {
             .into(),
             ..Scripted::default()
         };
-        let d = deliver(
-            &spool,
-            &mut api,
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        let d = deliver_soon(&spool, &mut api).unwrap();
         assert_eq!(d.rejected.len(), 1);
         assert_eq!(d.delivered.len(), 1);
         assert_eq!(spool.rejected().len(), 1);
@@ -405,13 +391,7 @@ mod tests {
             .into(),
             ..Scripted::default()
         };
-        let d = deliver(
-            &spool,
-            &mut api,
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        let d = deliver_soon(&spool, &mut api).unwrap();
         assert_eq!(d.pending, 2);
         assert_eq!(api.calls, 1, "no retry of a permission error");
         assert!(d.stopped.unwrap().contains("AccessDenied"));
@@ -421,13 +401,7 @@ mod tests {
     fn a_report_older_than_one_delivered_is_never_sent() {
         let (_d, spool) = spool_with(&[T2]);
         let mut api = Scripted::default();
-        deliver(
-            &spool,
-            &mut api,
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        deliver_soon(&spool, &mut api).unwrap();
         // An older report shows up (a clock step, a restored spool): dropped, not sent.
         let target = Target {
             instance_id: "i-0123456789abcdef0".into(),
@@ -437,13 +411,7 @@ mod tests {
         let mut old = sample_report();
         old.generated_at = T1.into();
         spool.put(&envelope(&old, &target).0).unwrap();
-        let d = deliver(
-            &spool,
-            &mut api,
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        let d = deliver_soon(&spool, &mut api).unwrap();
         assert_eq!(d.stale.len(), 1);
         assert_eq!(api.accepted.len(), 2);
     }
@@ -474,23 +442,11 @@ mod tests {
                 "memory".into()
             }
         }
-        let d = deliver(
-            &spool,
-            &mut Half(&mut api),
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        let d = deliver_soon(&spool, &mut Half(&mut api)).unwrap();
         assert_eq!(d.pending, 1);
         let e = spool.pending().unwrap().remove(0).envelope.unwrap();
         assert!(e.compliance_delivered && !e.inventory_delivered);
-        deliver(
-            &spool,
-            &mut api,
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        deliver_soon(&spool, &mut api).unwrap();
         let ops: Vec<&str> = api.accepted.iter().map(|(op, _)| *op).collect();
         assert_eq!(
             ops,
@@ -508,13 +464,7 @@ mod tests {
         )
         .unwrap();
         let mut api = Scripted::default();
-        let d = deliver(
-            &spool,
-            &mut api,
-            Instant::now() + Duration::from_secs(30),
-            fast(),
-        )
-        .unwrap();
+        let d = deliver_soon(&spool, &mut api).unwrap();
         assert_eq!(d.rejected.len(), 1);
         assert_eq!(d.delivered.len(), 1);
         assert!(spool.rejected()[0].starts_with("00000000000000000001"));
