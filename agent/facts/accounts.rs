@@ -37,17 +37,18 @@ impl ShadowEntry {
     }
 }
 
+/// Blank and comment lines, and NIS compat entries (`+name`, `-name`, `+`): not local accounts.
+fn skipped_line(line: &str) -> bool {
+    line.trim().is_empty() || line.starts_with(['#', '+', '-'])
+}
+
 /// Parse `/etc/passwd` text; malformed lines (wrong field count, non-numeric ids) are returned as
 /// `(line, text)` problems instead of being guessed at.
 pub fn parse_passwd(text: &str) -> Parsed<PasswdEntry> {
     let mut entries = Vec::new();
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty()
-            || line.starts_with('#')
-            || line.starts_with('+')
-            || line.starts_with('-')
-        {
+        if skipped_line(line) {
             continue;
         }
         let f: Vec<&str> = line.split(':').collect();
@@ -75,11 +76,7 @@ pub fn parse_shadow(text: &str) -> Parsed<ShadowEntry> {
     let mut entries = Vec::new();
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty()
-            || line.starts_with('#')
-            || line.starts_with('+')
-            || line.starts_with('-')
-        {
+        if skipped_line(line) {
             continue;
         }
         let f: Vec<&str> = line.split(':').collect();
@@ -139,11 +136,7 @@ fn parse_group_ids(text: &str) -> HashMap<u32, String> {
         let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
             continue;
         };
-        if name.is_empty()
-            || name.starts_with('#')
-            || name.starts_with('+')
-            || name.starts_with('-')
-        {
+        if name.is_empty() || skipped_line(line) {
             continue;
         }
         if let Ok(id) = id.parse::<u32>() {

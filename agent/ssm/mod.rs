@@ -224,24 +224,30 @@ pub fn report(
         Ok(None) => {}
         Err(e) => tracing::warn!("{e}"),
     }
-    let mut api = match api(target.region.as_deref()) {
-        Ok(a) => a,
-        Err(e) => return Ok(blocked(&spool, e)?),
-    };
-    Ok(deliver::deliver(
-        &spool,
-        api.as_mut(),
-        deadline,
-        settings.backoff,
-    )?)
+    deliver_through(&spool, api(target.region.as_deref()), deadline, settings)
 }
 
-fn blocked(spool: &Spool, e: ApiError) -> Result<Delivery, SpoolError> {
-    Ok(Delivery {
-        pending: spool.pending()?.len(),
-        stopped: Some(e.to_string()),
-        ..Delivery::default()
-    })
+/// Deliver the spool through the client just built, or, when it could not be built, deliver
+/// nothing and say why (everything stays spooled).
+fn deliver_through(
+    spool: &Spool,
+    api: Result<Box<dyn SsmApi>, ApiError>,
+    deadline: Instant,
+    settings: &Settings,
+) -> Result<Delivery, SsmError> {
+    match api {
+        Ok(mut api) => Ok(deliver::deliver(
+            spool,
+            api.as_mut(),
+            deadline,
+            settings.backoff,
+        )?),
+        Err(e) => Ok(Delivery {
+            pending: spool.pending()?.len(),
+            stopped: Some(e.to_string()),
+            ..Delivery::default()
+        }),
+    }
 }
 
 /// `report flush`: deliver what earlier runs spooled.
@@ -263,14 +269,5 @@ pub fn flush(
         .rev()
         .find_map(|e| e.envelope.as_ref().ok().and_then(|env| env.region.clone()));
     let region = region(region_flag, spooled_region.as_deref());
-    let mut api = match api(region.as_deref()) {
-        Ok(a) => a,
-        Err(e) => return Ok(blocked(&spool, e)?),
-    };
-    Ok(deliver::deliver(
-        &spool,
-        api.as_mut(),
-        deadline,
-        settings.backoff,
-    )?)
+    deliver_through(&spool, api(region.as_deref()), deadline, settings)
 }
