@@ -50,8 +50,8 @@ export AWS_EC2_METADATA_DISABLED=true # the agent's IMDS step would only time ou
 . bench/measure.sh
 
 echo "== check of this host (warm-up run first)" >&2
-"$bin" check --skip fim --fail-on never >/dev/null 2>&1 || true
-rules=$("$bin" check --skip fim --fail-on never --format json 2>/dev/null | grep -c '"duration_us"' || true)
+"$bin" check --skip fim --fail-on never --format json >"$work/check.json" 2>/dev/null || true
+IFS=$'\t' read -r rules _ entries < <(report_facts "$work/check.json")
 measure check "ec2-harden check --skip fim ($rules rules)" "$agent_runs" "$bin" check --skip fim --fail-on never
 rules_nowalk=$("$bin" check --skip fim,files --fail-on never --format json 2>/dev/null | grep -c '"duration_us"' || true)
 measure check "ec2-harden check --skip fim,files ($rules_nowalk rules: no filesystem walk)" "$agent_runs" "$bin" check --skip fim,files --fail-on never
@@ -59,7 +59,6 @@ lynis audit system --quick --no-colors >/dev/null 2>&1 || true
 measure check "lynis audit system --quick" "$peer_runs" lynis audit system --quick --no-colors
 
 echo "== the whole-filesystem walk of the files family" >&2
-entries=$("$bin" check --only files --fail-on never --format json 2>/dev/null | grep -o 'in [0-9]* entries' | head -1 | awk '{print $2}')
 measure walk "ec2-harden check --only files" "$agent_runs" "$bin" check --only files --fail-on never
 # the CIS benchmark's audit commands for the same rules, as one find (GNU find caches the
 # user and group lookups of -nouser/-nogroup)
@@ -155,24 +154,7 @@ size=$(stat -c %s "$bin")
     for group in check walk "fim init" "fim verify"; do
         echo "### $group"
         echo
-        if [ "$group" = check ]; then
-            echo "| command | wall s | CPU s | peak RSS MB | lynis wall / agent wall |"
-        else
-            echo "| command | wall s | CPU s | peak RSS MB | peer wall / agent wall |"
-        fi
-        echo "|---|---:|---:|---:|---:|"
-        awk -F'\t' -v g="$group" '
-            $1 == g { n++; name[n] = $2; wall[n] = $3; cpu[n] = $4; rss[n] = $5 }
-            END {
-                for (i = 1; i <= n; i++) {
-                    if (g == "check")
-                        ratio = (i == n) ? "1 (peer)" : (wall[i] > 0 ? sprintf("%.1fx", wall[n] / wall[i]) : "-")
-                    else
-                        ratio = (i == 1) ? "1 (agent)" : (wall[1] > 0 ? sprintf("%.1fx", wall[i] / wall[1]) : "-")
-                    cell = name[i]; gsub(/\|/, "\\|", cell)
-                    printf "| %s | %.3f | %.3f | %.1f | %s |\n", cell, wall[i], cpu[i], rss[i], ratio
-                }
-            }' "$work/rows"
+        if [ "$group" = check ]; then table "$group" last; else table "$group" first; fi
         echo
     done
     if [ "$scaling" -eq 1 ]; then

@@ -69,11 +69,10 @@ packages="$packages,$later"
 export AWS_EC2_METADATA_DISABLED=true # the agent's IMDS step would only time out here
 
 in_root() { chroot "$root" "$@"; }
-entries=$(in_root /usr/local/bin/ec2-harden check --only files --fail-on never --format json 2>/dev/null | grep -o 'in [0-9]* entries' | head -1 | awk '{print $2}')
-rules=$(in_root /usr/local/bin/ec2-harden check --skip fim --fail-on never --format json 2>/dev/null | grep -c '"duration_us"' || true)
-baseline=$(in_root /usr/local/bin/ec2-harden check --skip fim --fail-on never --format json 2>/dev/null | grep -A1 '"baseline": {' | grep -o '"name": *"[^"]*"' | sed 's/.*: *//; s/"//g')
+# the warm-up run, whose report says what the measured runs do
+in_root /usr/local/bin/ec2-harden check --skip fim --fail-on never --format json >"$work/check.json" 2>/dev/null || true
+IFS=$'\t' read -r rules baseline entries < <(report_facts "$work/check.json")
 echo "== check vs lynis inside the fresh root ($entries entries, $rules rules of $baseline)" >&2
-in_root /usr/local/bin/ec2-harden check --skip fim --fail-on never >/dev/null 2>&1 || true
 measure check "ec2-harden check --skip fim ($rules rules of $baseline, the tree scans over $entries entries included)" "$runs" chroot "$root" /usr/local/bin/ec2-harden check --skip fim --fail-on never
 in_root lynis audit system --quick --no-colors >/dev/null 2>&1 || true
 measure check "lynis audit system --quick" "$(( (runs + 1) / 2 ))" chroot "$root" lynis audit system --quick --no-colors
@@ -94,15 +93,6 @@ measure check "lynis audit system --quick" "$(( (runs + 1) / 2 ))" chroot "$root
     echo "| agent | \`ec2-harden $("$bin" --version | awk '{print $2}')\`, static x86_64 musl, release profile |"
     echo "| peer | lynis $(in_root lynis --version) (Debian's package) |"
     echo
-    echo "| command | wall s | CPU s | peak RSS MB | lynis wall / agent wall |"
-    echo "|---|---:|---:|---:|---:|"
-    awk -F'\t' '
-        { n++; name[n] = $2; wall[n] = $3; cpu[n] = $4; rss[n] = $5 }
-        END {
-            for (i = 1; i <= n; i++) {
-                ratio = (i == n) ? "1 (peer)" : (wall[i] > 0 ? sprintf("%.1fx", wall[n] / wall[i]) : "-")
-                printf "| %s | %.3f | %.3f | %.1f | %s |\n", name[i], wall[i], cpu[i], rss[i], ratio
-            }
-        }' "$work/rows"
+    table check last
 } > bench/RESULTS-fresh-root.md
 cat bench/RESULTS-fresh-root.md

@@ -30,3 +30,38 @@ measure() {
     printf '%s\t%s\t%s\t%s\n' "$group" "$name" "$(cut -f1,2 <<<"$median")" "$rss" >>"$work/rows"
     echo "  $name: $(cut -f1 <<<"$median") s wall, $(cut -f2 <<<"$median") s CPU, $rss MB" >&2
 }
+
+# report_facts JSON: "RULES<TAB>BASELINE<TAB>ENTRIES" of an agent JSON report: how many rules ran,
+# the baseline's name, and how many entries the files family's tree scans walked
+report_facts() {
+    local rules baseline entries
+    rules=$(grep -c '"duration_us"' "$1" || true)
+    baseline=$(grep -A1 '"baseline": {' "$1" | grep -o '"name": *"[^"]*"' | sed 's/.*: *//; s/"//g')
+    entries=$(grep -o 'in [0-9]* entries' "$1" | head -1 | awk '{print $2}')
+    printf '%s\t%s\t%s\n' "$rules" "$baseline" "$entries"
+}
+
+# table GROUP REF: GROUP's rows of $work/rows as a Markdown table with a ratio column. REF
+# `last`: every row against the last one, the peer ("lynis wall / agent wall"); `first`: every
+# row against the first one, the agent ("peer wall / agent wall").
+table() {
+    local group=$1 ref=$2
+    if [ "$ref" = last ]; then
+        echo "| command | wall s | CPU s | peak RSS MB | lynis wall / agent wall |"
+    else
+        echo "| command | wall s | CPU s | peak RSS MB | peer wall / agent wall |"
+    fi
+    echo "|---|---:|---:|---:|---:|"
+    awk -F'\t' -v g="$group" -v ref="$ref" '
+        $1 == g { n++; name[n] = $2; wall[n] = $3; cpu[n] = $4; rss[n] = $5 }
+        END {
+            for (i = 1; i <= n; i++) {
+                if (ref == "last")
+                    ratio = (i == n) ? "1 (peer)" : (wall[i] > 0 ? sprintf("%.1fx", wall[n] / wall[i]) : "-")
+                else
+                    ratio = (i == 1) ? "1 (agent)" : (wall[1] > 0 ? sprintf("%.1fx", wall[i] / wall[1]) : "-")
+                cell = name[i]; gsub(/\|/, "\\|", cell)
+                printf "| %s | %.3f | %.3f | %.1f | %s |\n", cell, wall[i], cpu[i], rss[i], ratio
+            }
+        }' "$work/rows"
+}
