@@ -11,9 +11,9 @@ use clap::{Args, Parser, Subcommand};
 
 use ec2_harden::baseline::{embedded, Baseline, BaselineError, BaselineRef, Layer};
 use ec2_harden::engine::{self, RunOptions};
-use ec2_harden::facts::HostFacts;
 use ec2_harden::fim;
-use ec2_harden::imds;
+use ec2_harden::host::imds;
+use ec2_harden::host::HostFacts;
 use ec2_harden::report::{output, FailOn, Format};
 use ec2_harden::rule::{Stage, Status};
 use ec2_harden::sysroot::Sysroot;
@@ -78,7 +78,7 @@ pub enum Command {
     #[command(subcommand)]
     Report(ReportCommand),
     /// Internal: one active-probe connection, run by `check --active-probes` as another uid.
-    #[command(name = ec2_harden::probe::PROBE_SUBCOMMAND, hide = true)]
+    #[command(name = ec2_harden::host::probe::PROBE_SUBCOMMAND, hide = true)]
     ProbeConnect(ProbeConnectArgs),
     /// Internal (packaging): write the man pages and shell completions generated from this
     /// command-line definition into DIR/man and DIR/completions.
@@ -356,9 +356,11 @@ fn dist_assets(dir: &Path) -> CliResult {
 
 /// The child side of an active probe: one TCP connection attempt, reported as one JSON line.
 fn probe_connect(args: ProbeConnectArgs) -> CliResult {
-    let connect =
-        ec2_harden::probe::connect(args.addr, std::time::Duration::from_millis(args.timeout_ms));
-    let report = ec2_harden::probe::ProbeReport {
+    let connect = ec2_harden::host::probe::connect(
+        args.addr,
+        std::time::Duration::from_millis(args.timeout_ms),
+    );
+    let report = ec2_harden::host::probe::ProbeReport {
         uid: nix::unistd::getuid().as_raw(),
         gid: nix::unistd::getgid().as_raw(),
         target: args.addr.to_string(),
@@ -371,7 +373,7 @@ fn probe_connect(args: ProbeConnectArgs) -> CliResult {
 
 /// The IMDS endpoint the firewall rules and probes use: the SDK variables when they are valid
 /// (a bad value is a configuration error only when probes will use it).
-fn probe_settings(active: bool) -> Result<ec2_harden::probe::ProbeSettings, Failure> {
+fn probe_settings(active: bool) -> Result<ec2_harden::host::probe::ProbeSettings, Failure> {
     let endpoint = match imds::ImdsSettings::from_env() {
         Ok(s) => s.endpoint,
         Err(e) if active => return Err(Failure::config(e)),
@@ -386,7 +388,9 @@ fn probe_settings(active: bool) -> Result<ec2_harden::probe::ProbeSettings, Fail
     } else {
         None
     };
-    Ok(ec2_harden::probe::ProbeSettings::new(active, exe, endpoint))
+    Ok(ec2_harden::host::probe::ProbeSettings::new(
+        active, exe, endpoint,
+    ))
 }
 
 /// Most of `fim verify`'s text output, like the text report (SSM shows 24,000 characters).
@@ -599,10 +603,10 @@ fn check(args: CheckArgs) -> CliResult {
             .any(|r| r.meta.family == "patch")
     {
         let t = Instant::now();
-        let refresh = ec2_harden::packages::refresh::run(
+        let refresh = ec2_harden::host::packages::refresh::run(
             &args.root,
             &sysroot,
-            ec2_harden::packages::refresh::TIMEOUT,
+            ec2_harden::host::packages::refresh::TIMEOUT,
         );
         facts.package_refresh = Some(refresh.map(|r| r.describe()).unwrap_or_else(|| {
             "package metadata not refreshed: no dpkg or rpm database to refresh for".into()

@@ -9,15 +9,16 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::baseline::{Baseline, Waiver};
-use crate::context::Context;
-use crate::facts::HostFacts;
+use crate::checks::Context;
+use crate::checks::Rule;
 use crate::fim::FimSettings;
-use crate::probe::ProbeSettings;
+use crate::host::probe::ProbeSettings;
+use crate::host::HostFacts;
 use crate::report::{
     AgentInfo, AppliedWaiver, FailOn, Gate, Report, RuleResult, Timings, Totals,
     REPORT_SCHEMA_VERSION,
 };
-use crate::rule::{Evidence, Outcome, Rule, Severity, Stage, Status};
+use crate::rule::{Evidence, Outcome, Severity, Stage, Status};
 use crate::sysroot::Sysroot;
 
 /// How a `check` run is asked to go.

@@ -1,22 +1,30 @@
 //! ec2-harden: hardening, patch, disk-encryption, file-integrity and IMDS checks for Linux EC2 hosts.
 //!
-//! Data flows one way: a baseline (TOML, [`baseline`]) is validated into rules ([`rule`]); each
-//! rule's check ([`checks`]) reads the host only through the [`sysroot`]; the [`engine`] runs them
-//! (in parallel) into one [`report::Report`], which renderers turn into text, JSON or JUnit.
+//! The layers, each importing only from those listed before it (a test keeps it so):
+//!
+//! | layer | what it holds |
+//! |---|---|
+//! | [`rule`], [`diag`], [`sysroot`] | the shared words (severity, stage, outcome, evidence), `FILE:LINE:COL` diagnostics, and the one door to the audited tree |
+//! | [`host`] | readers of the audited system's state: units, mounts, sshd, sysctl, modprobe, accounts, netfilter, packages, storage, IMDS, the tree walker |
+//! | [`fim`] | file integrity: the sealed manifest, its policy, verification |
+//! | [`checks`] | rule kinds: parameters, compilation into a typed check, judgement of host facts |
+//! | [`report`] | the one `Report` and its renderers (text, JSON, JUnit) |
+//! | [`baseline`] | TOML baselines: parsing, the rule-kind registry, layering, waivers |
+//! | [`engine`] | selects and evaluates rules in parallel into a `Report` |
+//! | [`ssm`] | delivery of a `Report` to SSM Compliance and Inventory, the spool |
+//! | [`run`] | the `check` pipeline as one library call, for the CLI and tests |
+//!
+//! Data flows one way: baseline → rules → checks judging host facts read through the sysroot →
+//! one `Report` → renderers and SSM. See `docs/architecture.md`.
 
 pub mod baseline;
 pub mod checks;
-pub mod context;
-pub mod crypt;
+pub mod diag;
 pub mod engine;
-pub mod facts;
 pub mod fim;
-pub mod imds;
-pub mod netfilter;
-pub mod packages;
-pub mod probe;
+pub mod host;
 pub mod report;
 pub mod rule;
+pub mod run;
 pub mod ssm;
 pub mod sysroot;
-pub mod treewalk;

@@ -1,13 +1,12 @@
-//! What a rule is once a baseline has been validated: its metadata (id, title, severity, stages,
-//! rationale, remediation, references), the compiled check that evaluates it, and the outcome of
-//! evaluating it. Nothing here reads the host; checks do that through [`crate::sysroot::Sysroot`].
+//! The words every layer shares about a rule: its metadata (id, title, severity, stages, family,
+//! rationale, remediation, references, where it was defined), the evidence behind a verdict and the
+//! outcome of evaluating it. This module imports nothing from the rest of the crate; the compiled
+//! check a rule carries is [`crate::checks::Rule`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-
-use crate::context::Context;
 
 /// How bad a failing rule is. Ordered from least to most severe, so `a > b` means "worse".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -287,21 +286,4 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// A compiled check: the typed, validated parameters of one rule and how to evaluate them.
-pub trait Check: Send + Sync + fmt::Debug {
-    fn evaluate(&self, cx: &Context<'_>) -> Outcome;
-    /// True when the check reads `cx.facts.imds`: the instance metadata service is then queried
-    /// once before the run (see [`crate::imds`]); when no selected rule needs it, it is not asked.
-    fn uses_imds(&self) -> bool {
-        false
-    }
-}
-
-/// A rule ready to run: metadata plus its compiled check.
-#[derive(Debug)]
-pub struct Rule {
-    pub meta: RuleMeta,
-    pub check: Box<dyn Check>,
 }

@@ -124,7 +124,11 @@ fn bench_dpkg(c: &mut Criterion) {
     let mut group = c.benchmark_group("dpkg status");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.bench_function("parse 2000 packages", |b| {
-        b.iter(|| ec2_harden::packages::dpkg::parse(&text).packages.len())
+        b.iter(|| {
+            ec2_harden::host::packages::dpkg::parse(&text)
+                .packages
+                .len()
+        })
     });
     group.finish();
 }
@@ -156,7 +160,7 @@ fn bench_sshd(c: &mut Criterion) {
     let mut group = c.benchmark_group("sshd_config");
     group.bench_function("effective config (main + 10 drop-ins)", |b| {
         b.iter(|| {
-            ec2_harden::checks::sshd::SshdConfig::read(&sysroot)
+            ec2_harden::host::sshd::SshdConfig::read(&sysroot)
                 .unwrap()
                 .settings
                 .len()

@@ -21,7 +21,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use common::{check_json, result, run, status};
-use ec2_harden::crypt::luks::{self, Kdf, LuksError};
+use ec2_harden::host::storage::luks::{self, Kdf, LuksError};
 
 const ROOT_UUID: &str = "33c8406e-b8df-44a9-a05b-452c86739125";
 const PV_UUID: &str = "0f2e6a51-7c3d-4b8e-9a1f-5d6c7b8a9e0f";

@@ -85,7 +85,7 @@ fn dpkg_version_order_matches_dpkg_compare_versions() {
             let up = v.split_once(':').map_or(v, |(_, r)| r);
             up.starts_with(|c: char| c.is_ascii_digit())
                 && !up.ends_with('-')
-                && ec2_harden::packages::debversion::DebVersion::parse(v).is_ok()
+                && ec2_harden::host::packages::debversion::DebVersion::parse(v).is_ok()
         };
         if ok(&a) && ok(&b) {
             pairs.push((a, b));
@@ -113,7 +113,7 @@ fn dpkg_version_order_matches_dpkg_compare_versions() {
         "dpkg",
         &pairs,
         &out.stdout,
-        ec2_harden::packages::debversion::compare,
+        ec2_harden::host::packages::debversion::compare,
     );
 }
 
@@ -712,7 +712,7 @@ const UPDATEINFO: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 /// An AL2023 tree: a real SQLite rpmdb whose rows are RPM header blobs built per the header
 /// format, and a dnf cache with repomd.xml and a gzipped updateinfo.
 fn al2023_tree(btime_offset: Option<i64>) -> tempfile::TempDir {
-    use ec2_harden::packages::rpmdb::package_header;
+    use ec2_harden::host::packages::rpmdb::package_header;
     let dir = tempfile::tempdir().unwrap();
     let w = |rel: &str, bytes: &[u8]| {
         let p = dir.path().join(rel);
@@ -992,7 +992,7 @@ fn rpm_version_order_matches_rpm_vercmp() {
         "rpm",
         &pairs,
         &out.stdout,
-        ec2_harden::packages::rpmversion::rpmvercmp,
+        ec2_harden::host::packages::rpmversion::rpmvercmp,
     );
 }
 
@@ -1292,14 +1292,14 @@ fn rpm_bdb_ro_list(root: &Path) -> Vec<String> {
     v
 }
 
-fn agent_inventory(root: &Path) -> Result<ec2_harden::packages::Inventory, String> {
+fn agent_inventory(root: &Path) -> Result<ec2_harden::host::packages::Inventory, String> {
     let sysroot = ec2_harden::sysroot::Sysroot::open(root).unwrap();
-    ec2_harden::packages::Inventory::read(&sysroot)
+    ec2_harden::host::packages::Inventory::read(&sysroot)
         .map(|i| i.expect("a database"))
         .map_err(|e| e.to_string())
 }
 
-fn inventory_list(inv: &ec2_harden::packages::Inventory) -> Vec<String> {
+fn inventory_list(inv: &ec2_harden::host::packages::Inventory) -> Vec<String> {
     let mut v: Vec<String> = inv
         .packages
         .iter()

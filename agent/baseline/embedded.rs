@@ -2,10 +2,10 @@
 //! it. Adding a shipped baseline is one line in [`EMBEDDED`]; a test checks every entry parses, its
 //! `[baseline] name` equals its file stem, and its `extends` resolve.
 
-use super::diag::SourceFile;
 use super::layer::Layer;
 use super::BaselineError;
-use crate::facts::OsRelease;
+use crate::diag::SourceFile;
+use crate::host::OsRelease;
 
 /// (file stem, TOML text). `common` applies to every Linux; distro layers extend it.
 pub const EMBEDDED: &[(&str, &str)] = &[

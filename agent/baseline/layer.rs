@@ -9,19 +9,14 @@ use std::collections::HashMap;
 use regex::Regex;
 use toml::Spanned;
 
-use super::diag::{Diagnostic, Diagnostics, Level, SourceFile};
-use super::file::{DistroMatch, HasCommon, RawFim};
-use crate::checks::BaselineFile;
-use crate::facts::OsRelease;
+use super::file::{DistroMatch, RawFim};
+use super::kinds::BaselineFile;
+use crate::checks::params::CompileCheck;
+use crate::checks::Rule;
+use crate::diag::{Diagnostic, Diagnostics, Level, SourceFile};
 use crate::fim::{FimError, FimPolicy, PathRule};
-use crate::rule::{Check, Origin, Rule, RuleMeta};
-
-/// A rule kind's parameters that can be validated and compiled into a check.
-pub trait CompileCheck: HasCommon {
-    /// Validate the kind's own parameters (report problems to `diags`) and build the check.
-    /// Returns `None` when there were errors.
-    fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>>;
-}
+use crate::host::OsRelease;
+use crate::rule::{Origin, RuleMeta};
 
 /// An accepted exception to a rule until (and including) `expires`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 //! embedded baseline with everything it `extends`, then each `--baseline FILE` on top. A later layer's
 //! rule with the same id replaces the earlier one; `disable = [...]` drops rules; waivers accumulate.
 
-pub mod diag;
 pub mod embedded;
 pub mod file;
+pub mod kinds;
 pub mod layer;
 
 use std::collections::HashMap;
@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use diag::{Diagnostic, Level, SourceFile};
+pub use crate::diag::{Diagnostic, Level, SourceFile};
 pub use layer::{Layer, Waiver};
 
-use crate::facts::OsRelease;
+use crate::checks::Rule;
 use crate::fim::FimPolicy;
+use crate::host::OsRelease;
 use crate::report::{BaselineInfo, LayerInfo};
-use crate::rule::Rule;
 
 /// Why a baseline could not be loaded. All of these are configuration errors (exit code 2).
 #[derive(Debug, thiserror::Error)]

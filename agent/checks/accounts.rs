@@ -8,12 +8,13 @@
 use serde::Deserialize;
 
 use super::config::{parse_assignments, LineFormat};
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::facts::accounts::{parse_passwd, parse_shadow, Parsed, PasswdEntry, ShadowEntry};
-use crate::rule::{Check, Evidence, Outcome};
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::host::accounts::{parse_passwd, parse_shadow, Parsed, PasswdEntry, ShadowEntry};
+use crate::rule::{Evidence, Outcome};
 
 /// Which property of the account databases a rule checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -12,11 +12,12 @@ use toml::Spanned;
 
 use super::expect::{compile_regex, Expect, ExpectSpec};
 use super::{validate_paths, IfMissing};
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::rule::{Check, Evidence, Outcome};
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::rule::{Evidence, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]

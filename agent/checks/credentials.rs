@@ -46,14 +46,15 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::systemd_unit::{UnitIndex, UNIT_DIRS};
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::facts::accounts::parse_passwd;
-use crate::imds::facts::Fetched;
-use crate::rule::{Check, Evidence, Outcome};
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::host::accounts::parse_passwd;
+use crate::host::imds::facts::Fetched;
+use crate::host::systemd::{UnitIndex, UNIT_DIRS};
+use crate::rule::{Evidence, Outcome};
 use crate::sysroot::Sysroot;
 
 /// A file is read up to this many bytes; past it the scan stops with an error naming the file.

@@ -1,5 +1,5 @@
 //! `[[crypt]]`: the `crypt` family, disk encryption judged on the storage model of
-//! [`crate::crypt`] (read once per run). One named `check` per rule:
+//! [`crate::host::storage`] (read once per run). One named `check` per rule:
 //!
 //! * `mounts`: each mount point in `paths` (or, when it is not a mount of its own, the filesystem
 //!   holding it) and every filesystem mounted at or under a `prefixes` entry has a dm-crypt layer
@@ -24,16 +24,17 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::crypt::blockdev::{luks_uuid_in_dm_uuid, CryptFormat, Layer, LayerKind};
-use crate::crypt::intent::{BootConfig, Verdict};
-use crate::crypt::luks::{Kdf, LuksHeader};
-use crate::crypt::tables::{self, CrypttabEntry, FstabEntry};
-use crate::crypt::{Backing, Source, Storage, MOUNTINFO, SWAPS};
-use crate::rule::{Check, Evidence, Outcome};
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::host::storage::blockdev::{luks_uuid_in_dm_uuid, CryptFormat, Layer, LayerKind};
+use crate::host::storage::intent::{BootConfig, Verdict};
+use crate::host::storage::luks::{Kdf, LuksHeader};
+use crate::host::storage::tables::{self, CrypttabEntry, FstabEntry};
+use crate::host::storage::{Backing, Source, Storage, MOUNTINFO, SWAPS};
+use crate::rule::{Evidence, Outcome};
 
 /// What a `[[crypt]]` rule checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -6,7 +6,7 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::baseline::diag::Diagnostics;
+use crate::diag::Diagnostics;
 use crate::rule::{Evidence, Outcome};
 
 /// The TOML form, validated by [`Expect::compile`].
@@ -224,7 +224,7 @@ fn quote_list(list: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baseline::diag::SourceFile;
+    use crate::diag::SourceFile;
 
     fn compile(toml_text: &str, ignore_case: bool) -> Result<Expect, Vec<String>> {
         #[derive(Deserialize)]

@@ -11,11 +11,12 @@ use toml::Spanned;
 
 use super::expect::compile_regex;
 use super::{validate_paths, IfMissing};
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::rule::{Check, Evidence, Outcome};
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::rule::{Evidence, Outcome};
 
 rule_params! {
     /// TOML parameters of `[[file_content]]`.

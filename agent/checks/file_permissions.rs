@@ -8,12 +8,13 @@ use std::os::unix::fs::MetadataExt;
 use toml::Spanned;
 
 use super::{validate_path, IfMissing, OneOrMany};
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::facts::accounts::Accounts;
-use crate::rule::{Check, Evidence, Outcome};
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::host::accounts::Accounts;
+use crate::rule::{Evidence, Outcome};
 
 rule_params! {
     /// TOML parameters of `[[file_permissions]]`.

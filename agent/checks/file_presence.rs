@@ -9,11 +9,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::validate_path;
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::rule::{Check, Evidence, Outcome};
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::rule::{Evidence, Outcome};
 
 /// The type a present path must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -1,5 +1,5 @@
 //! `[[imds]]`: the `imds` family, judged on what the instance metadata service said before the run
-//! ([`crate::imds::ImdsFacts`] in `cx.facts.imds`; checks never send a request themselves). One
+//! ([`crate::host::imds::ImdsFacts`] in `cx.facts.imds`; checks never send a request themselves). One
 //! named `check` per rule:
 //!
 //! * `endpoint`: IMDS answers, i.e. this is an EC2 instance. Off EC2 (or with IMDS turned off) it
@@ -22,14 +22,15 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::imds::facts::{
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::host::imds::facts::{
     Fetched, ImdsFacts, ImdsState, IAM_INFO_PATH, INSTANCE_ID_PATH, TAGS_PATH,
 };
-use crate::rule::{Check, Evidence, Outcome};
+use crate::rule::{Evidence, Outcome};
 
 /// What an `[[imds]]` rule checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
 use crate::fim::{self, entry::hex, FimError, VerifyReport};
-use crate::rule::{Check, Evidence, Outcome, Severity};
+use crate::rule::{Evidence, Outcome, Severity};
 
 /// How many changes a `changes` rule lists as evidence; the rest are counted.
 pub const MAX_EVIDENCE: usize = 50;

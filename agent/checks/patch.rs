@@ -1,6 +1,6 @@
 //! The `patch` family: is the system missing security fixes, can we even tell, and is it running
 //! what is installed? Three rule kinds over one package inventory and one read of the host's
-//! cached package-manager metadata ([`crate::packages`]), both computed once per run:
+//! cached package-manager metadata ([`crate::host::packages`]), both computed once per run:
 //!
 //! * `[[security_updates]]`: installed packages for which a security origin offers a newer
 //!   version (apt) or a security advisory a fixed version (dnf), at or above `min_severity`.
@@ -18,14 +18,15 @@ use jiff::Timestamp;
 use toml::Spanned;
 
 use super::IfMissing;
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::packages::{
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::host::packages::{
     AdvisorySeverity, Installed, Inventory, PackageFormat, SecurityUpdate, UpdateMetadata,
 };
-use crate::rule::{Check, Evidence, Outcome};
+use crate::rule::{Evidence, Outcome};
 use crate::sysroot::Sysroot;
 
 /// The installed packages, read once per run.
@@ -88,7 +89,7 @@ fn security_metadata<'m>(
         Err(e) => return Err(Outcome::error(e)),
         Ok(None) => {
             let dir = match inv.format {
-                PackageFormat::Deb => crate::packages::apt::LISTS,
+                PackageFormat::Deb => crate::host::packages::apt::LISTS,
                 PackageFormat::Rpm => "/var/cache/dnf",
             };
             return Err(missing.outcome(format!(
@@ -532,7 +533,7 @@ pub fn installed_kernels(sysroot: &Sysroot, inv: &Inventory) -> Vec<InstalledKer
                 if !matches!(p.name.as_str(), "kernel" | "kernel-core" | "kernel-rt-core") {
                     continue;
                 }
-                let evr = crate::packages::rpmversion::Evr::parse(&p.version);
+                let evr = crate::host::packages::rpmversion::Evr::parse(&p.version);
                 format!("{}-{}.{}", evr.version, evr.release, p.arch)
             }
         };
@@ -653,7 +654,7 @@ impl Check for RebootRequiredCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packages::MetadataSource;
+    use crate::host::packages::MetadataSource;
 
     fn meta_with(date: Option<&str>, valid_until: Option<&str>) -> UpdateMetadata {
         let mut m = UpdateMetadata::new("apt", "/var/lib/apt/lists");

@@ -7,17 +7,16 @@
 //! `state = "disabled"` passes when no listed unit is enabled (not installed counts as disabled);
 //! `state = "enabled"` passes when at least one listed unit is (e.g. chrony or systemd-timesyncd).
 
-use std::collections::{BTreeMap, HashMap};
-
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::rule::{Check, Evidence, Outcome};
-use crate::sysroot::{EntryType, Sysroot};
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
+use crate::host::systemd::UnitIndex;
+use crate::rule::{Evidence, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,106 +77,6 @@ impl CompileCheck for SystemdUnit {
             units: self.units.get_ref().clone(),
             state: self.state,
         }))
-    }
-}
-
-/// Unit files and wants/requires links of the sysroot, gathered once per run.
-#[derive(Debug, Default)]
-pub struct UnitIndex {
-    /// Unit name → (in-root path of the winning unit file, masked).
-    pub files: HashMap<String, (String, bool)>,
-    /// Alias unit name → the unit it links to (`sshd.service` → `ssh.service` on Debian).
-    pub aliases: HashMap<String, String>,
-    /// Unit name → the first `*.wants/` or `*.requires/` link that pulls it in.
-    pub wanted_by: BTreeMap<String, String>,
-    pub errors: Vec<String>,
-}
-
-pub(crate) const UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
-
-impl UnitIndex {
-    pub fn read(sysroot: &Sysroot) -> UnitIndex {
-        let mut idx = UnitIndex::default();
-        for dir in UNIT_DIRS {
-            let entries = match sysroot.read_dir(dir) {
-                Ok(e) => e,
-                Err(e) if e.is_not_found() || e.kind() == std::io::ErrorKind::NotADirectory => {
-                    continue
-                }
-                Err(e) => {
-                    idx.errors.push(e.to_string());
-                    continue;
-                }
-            };
-            for e in entries {
-                let name = e.name.to_string_lossy().into_owned();
-                let path = format!("{dir}/{name}");
-                if name.ends_with(".wants") || name.ends_with(".requires") {
-                    match sysroot.read_dir(&path) {
-                        Ok(links) => {
-                            for l in links {
-                                let unit = l.name.to_string_lossy().into_owned();
-                                idx.wanted_by
-                                    .entry(unit.clone())
-                                    .or_insert_with(|| format!("{path}/{unit}"));
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {}
-                        Err(e) => idx.errors.push(e.to_string()),
-                    }
-                    continue;
-                }
-                if idx.files.contains_key(&name) {
-                    continue;
-                }
-                let target = (e.file_type == EntryType::Symlink)
-                    .then(|| sysroot.read_link(&path).ok())
-                    .flatten();
-                let masked = target
-                    .as_ref()
-                    .is_some_and(|t| t.as_os_str() == "/dev/null");
-                if let Some(real) = target
-                    .as_ref()
-                    .filter(|_| !masked)
-                    .and_then(|t| t.file_name())
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .filter(|real| *real != name)
-                {
-                    idx.aliases.insert(name.clone(), real);
-                }
-                idx.files.insert(name, (path, masked));
-            }
-        }
-        idx
-    }
-
-    /// The `*.wants/`/`*.requires/` link that enables `unit` (or the unit an alias names), when the
-    /// unit is installed and not masked.
-    pub fn enabled(&self, unit: &str) -> Option<&str> {
-        let wanted = self.wanted_by.get(unit).or_else(|| {
-            self.aliases
-                .get(unit)
-                .and_then(|real| self.wanted_by.get(real))
-        })?;
-        match self.file(unit) {
-            Some((_, false)) => Some(wanted.as_str()),
-            _ => None,
-        }
-    }
-
-    /// The winning unit file of `unit`, falling back to its template (`foo@bar.service` → `foo@.service`).
-    fn file(&self, unit: &str) -> Option<&(String, bool)> {
-        self.files.get(unit).or_else(|| {
-            let (prefix, rest) = unit.split_once('@')?;
-            let suffix = rest.rsplit_once('.')?.1;
-            self.files.get(&format!("{prefix}@.{suffix}"))
-        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! bit, files whose owner or group is not in the audited system's `/etc/passwd` / `/etc/group`,
 //! and setuid/setgid regular files outside an allow-list.
 //!
-//! However many `tree_scan` rules a baseline has, the tree is walked once ([`crate::treewalk`],
+//! However many `tree_scan` rules a baseline has, the tree is walked once ([`crate::host::walk`],
 //! bounded to the local filesystems, never following symlinks) and the walk collects what every
 //! scan needs; each rule then filters the shared result with its own `exclude` (a path or any of
 //! its ancestors matches: the subtree is ignored) and `allow` (the path itself matches: accepted).
@@ -18,15 +18,16 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::validate_path;
-use crate::baseline::diag::Diagnostics;
-use crate::baseline::file::rule_params;
-use crate::baseline::layer::CompileCheck;
-use crate::context::Context;
-use crate::facts::accounts::Accounts;
+use crate::checks::params::rule_params;
+use crate::checks::Check;
+use crate::checks::CompileCheck;
+use crate::checks::Context;
+use crate::diag::Diagnostics;
 use crate::fim::entry::display_bytes;
 use crate::fim::walk::cmp_paths;
-use crate::rule::{Check, Evidence, Outcome};
-use crate::treewalk::{self, Bounds, EntryError, Seen, WalkSummary};
+use crate::host::accounts::Accounts;
+use crate::host::walk::{self, Bounds, EntryError, Seen, WalkSummary};
+use crate::rule::{Evidence, Outcome};
 
 /// Paths listed in a rule's evidence; the total is always given.
 pub const LISTED: usize = 20;
@@ -184,7 +185,7 @@ pub fn collect(
     bounds: &Bounds,
     ids: &KnownIds,
     threads: usize,
-) -> Result<Findings, treewalk::WalkError> {
+) -> Result<Findings, walk::WalkError> {
     let hits: Mutex<Findings> = Mutex::new(Findings::default());
     let visit = |s: &Seen<'_>| {
         let st = s.stat;
@@ -221,7 +222,7 @@ pub fn collect(
             }
         }
     };
-    let summary = treewalk::walk(sysroot, bounds, threads, &visit)?;
+    let summary = walk::walk(sysroot, bounds, threads, &visit)?;
     let mut findings = hits.into_inner().unwrap_or_else(|e| e.into_inner());
     for list in &mut findings.hits {
         list.sort_by(|a, b| cmp_paths(&a.path, &b.path));
@@ -253,8 +254,8 @@ impl SharedWalk {
         };
         let bounds = Bounds::for_sysroot(cx.sysroot);
         let started = std::time::Instant::now();
-        let result = collect(cx.sysroot, &bounds, &ids, treewalk::default_threads())
-            .map_err(|e| e.to_string());
+        let result =
+            collect(cx.sysroot, &bounds, &ids, walk::default_threads()).map_err(|e| e.to_string());
         if let Ok(f) = &result {
             tracing::debug!(
                 entries = f.summary.entries,

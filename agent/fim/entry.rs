@@ -19,6 +19,7 @@ use nix::sys::stat::Mode;
 use sha2::{Digest, Sha256};
 
 use super::policy::Policy;
+pub use crate::host::pathbytes::display_bytes;
 
 /// Size of the per-thread read buffer.
 pub const READ_BUF: usize = 256 * 1024;
@@ -379,28 +380,6 @@ pub fn unescape_field(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// Shows raw bytes to a person: valid UTF-8 printable text as is, every other byte (and
-/// control characters) as `\xHH`.
-pub fn display_bytes(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() {
-                let mut buf = [0; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    let _ = write!(out, "\\x{b:02x}");
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
 }
 
 #[cfg(test)]

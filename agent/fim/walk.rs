@@ -20,13 +20,13 @@
 //! swapped for a symlink *while the walk runs* could make it list a directory outside the root.
 //! Files are always opened with `O_NOFOLLOW` and re-checked with `fstat`.
 
-use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+pub use crate::host::pathbytes::cmp_paths;
 use crate::sysroot::Sysroot;
 
 use super::entry::Pending;
@@ -35,11 +35,6 @@ use super::FimError;
 
 /// Maximum symlinks followed when resolving one include root (the kernel's `MAXSYMLINKS`).
 const MAX_SYMLINKS: usize = 40;
-
-/// Compares two in-root paths component by component (the manifest order).
-pub fn cmp_paths(a: &[u8], b: &[u8]) -> Ordering {
-    Path::new(OsStr::from_bytes(a)).cmp(Path::new(OsStr::from_bytes(b)))
-}
 
 /// True when `ancestor` is `path` or one of its ancestors.
 fn is_within(path: &[u8], ancestor: &[u8]) -> bool {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::HostFacts;
+use crate::host::HostFacts;
 use crate::rule::{Outcome, RuleMeta, Severity, Stage, Status};
 
 /// The version of the JSON report layout (`schema/report.schema.json`). Bumped on breaking change.

@@ -4,7 +4,7 @@
 //! are stable; totals and the gate are computed with [`Totals::compute`] and [`Gate::compute`] so
 //! they always agree with the results.
 
-use crate::facts::{HostFacts, OsRelease};
+use crate::host::{HostFacts, OsRelease};
 use crate::report::{
     AgentInfo, AppliedWaiver, BaselineInfo, FailOn, Gate, LayerInfo, Report, RuleResult, Timings,
     Totals, REPORT_SCHEMA_VERSION,

@@ -15,7 +15,7 @@ pub mod spool;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::imds::ImdsFacts;
+use crate::host::imds::ImdsFacts;
 use crate::report::{output, Report};
 use client::{ApiError, SsmApi};
 use deliver::{Backoff, Delivery};

@@ -10,11 +10,13 @@
 //! interface other than `lo`, ...) is *unknown*: a drop behind it proves nothing and an accept
 //! behind it may let the packet through, so verdicts err towards "not shown to be dropped".
 
+pub mod boot;
+pub mod firewalld;
+pub mod ufw;
+
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a rule matches on, as far as the evaluator models it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,19 +144,8 @@ pub struct Ruleset {
 /// Errors reading or parsing a ruleset.
 #[derive(Debug, thiserror::Error)]
 pub enum NetfilterError {
-    #[error("{program}: {source}")]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
-    #[error("{program} did not finish within {seconds} s")]
-    Timeout { program: String, seconds: u64 },
-    #[error("{program} failed ({status}): {stderr}")]
-    Failed {
-        program: String,
-        status: String,
-        stderr: String,
-    },
+    #[error(transparent)]
+    Tool(#[from] crate::host::command::ToolError),
     #[error("nft -j list ruleset: not the JSON nft 1.0 writes: {0}")]
     Json(serde_json::Error),
     #[error("{path}:{line}: {message}")]
@@ -1264,81 +1255,13 @@ fn text_rule(st: &str, sets: &HashMap<String, Vec<String>>) -> FwRule {
 // ------------------------------------------------------------------------------------------------
 // Live: run the tools
 
-/// Run `program args` with a timeout; its stdout, or `None` when the program is not installed.
-pub fn run_tool(
-    program: &str,
-    args: &[&str],
-    timeout: Duration,
-) -> Result<Option<String>, NetfilterError> {
-    let mut child = match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("LC_ALL", "C")
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(NetfilterError::Spawn {
-                program: program.into(),
-                source,
-            })
-        }
-    };
-    let mut out = child.stdout.take().expect("piped stdout");
-    let err = child.stderr.take().expect("piped stderr");
-    let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.take(64 << 10).read_to_end(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(NetfilterError::Timeout {
-                    program: program.into(),
-                    seconds: timeout.as_secs(),
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(source) => {
-                return Err(NetfilterError::Spawn {
-                    program: program.into(),
-                    source,
-                })
-            }
-        }
-    };
-    let stdout = reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(NetfilterError::Failed {
-            program: format!("{program} {}", args.join(" ")),
-            status: status.to_string(),
-            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
-        });
-    }
-    Ok(Some(String::from_utf8_lossy(&stdout).into_owned()))
-}
-
 /// The live ruleset of the scanner's network namespace: nft's view and iptables-save's.
 /// `Ok(None)` when neither `nft` nor `iptables-save` is installed.
 pub fn live_ruleset() -> Result<Option<Ruleset>, NetfilterError> {
     const T: Duration = Duration::from_secs(5);
     let mut rs = Ruleset::default();
     let mut any = false;
-    if let Some(json) = run_tool("nft", &["-j", "list", "ruleset"], T)? {
+    if let Some(json) = crate::host::command::run_tool("nft", &["-j", "list", "ruleset"], T)? {
         any = true;
         // an empty ruleset prints nothing with some nft versions
         if !json.trim().is_empty() {
@@ -1348,7 +1271,7 @@ pub fn live_ruleset() -> Result<Option<Ruleset>, NetfilterError> {
         }
     }
     for (tool, v6) in [("iptables-save", false), ("ip6tables-save", true)] {
-        if let Some(text) = run_tool(tool, &[], T)? {
+        if let Some(text) = crate::host::command::run_tool(tool, &[], T)? {
             any = true;
             rs.extend(parse_iptables_save(&text, v6, tool)?);
         }

@@ -10,7 +10,7 @@
 //! * a partition (`partition` attribute), a software RAID (`md/`), a loop device (`loop/`), RAM
 //!   (`zram*`, `ram*`: nothing at rest);
 //! * a disk, with its transport (the bus its `device` is on: `virtio`, `nvme`, `scsi`, `xen`) and,
-//!   for NVMe, what EC2 says it is ([`crate::crypt::ebs`]).
+//!   for NVMe, what EC2 says it is ([`crate::host::storage::ebs`]).
 //!
 //! For a LUKS mapping the header of the device below it is read through the sysroot (the device
 //! node `/dev/<DEVNAME>`; in a fixture tree a header image file) and kept with the layer. A walk

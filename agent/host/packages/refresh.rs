@@ -94,7 +94,7 @@ pub fn run(root: &Path, sysroot: &Sysroot, timeout: Duration) -> Option<Refresh>
     let _span = tracing::info_span!("package metadata refresh", %command).entered();
     let started = Instant::now();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match crate::netfilter::run_tool(&program, &argv, timeout) {
+    let result = match crate::host::command::run_tool(&program, &argv, timeout) {
         Ok(Some(_)) => Ok(started.elapsed().as_secs_f64()),
         Ok(None) => Err(format!("{program} is not installed")),
         Err(e) => Err(e.to_string()),

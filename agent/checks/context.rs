@@ -7,9 +7,9 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::facts::HostFacts;
 use crate::fim::FimSettings;
-use crate::probe::ProbeSettings;
+use crate::host::probe::ProbeSettings;
+use crate::host::HostFacts;
 use crate::rule::Stage;
 use crate::sysroot::Sysroot;
 
@@ -59,7 +59,7 @@ type Slot = Arc<OnceLock<Arc<dyn Any + Send + Sync>>>;
 /// Checks run as tasks on the global rayon pool, so an `init` must not wait for work it puts on
 /// that pool: while waiting, rayon may run another check on the same thread, and if that check
 /// asks for the same value it blocks on the cell this thread is filling. Do parallel work in an
-/// `init` on threads of its own (`crate::treewalk`) or a separate pool (`crate::fim::isolated`).
+/// `init` on threads of its own (`crate::host::walk`) or a separate pool (`crate::fim::isolated`).
 #[derive(Default)]
 pub struct Cache {
     slots: Mutex<HashMap<TypeId, Slot>>,

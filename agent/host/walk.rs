@@ -6,7 +6,7 @@
 //! entry's `lstat` once, in any order, as fast as possible; so this walk shares fim's rules (stay
 //! inside the root, never follow a symlink, do not leave the filesystem unless told, keep names as
 //! raw bytes, keep going past a bad entry) and fim's helpers for ordering and printing paths
-//! ([`crate::fim::walk::cmp_paths`], [`crate::fim::entry::display_bytes`]), but not its sorted
+//! ([`crate::host::pathbytes::cmp_paths`], [`crate::host::pathbytes::display_bytes`]), but not its sorted
 //! single-stream walker.
 //!
 //! How it walks: worker threads take directories from one shared LIFO stack (depth first, so few
@@ -50,7 +50,7 @@ use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 use rustix::fs::RawDir;
 
-use crate::fim::entry::display_bytes;
+use crate::host::pathbytes::display_bytes;
 use crate::sysroot::Sysroot;
 
 /// In-root directories never entered, whatever the root: kernel and runtime state.
@@ -245,9 +245,9 @@ pub fn skipped_mounts(mountinfo: &str) -> Vec<(Vec<u8>, String)> {
             continue;
         }
         let m = MountLine {
-            point: unescape_octal(fields[4]),
+            point: crate::host::mounts::unescape_bytes(fields[4]),
             dev: fields[2].to_string(),
-            root: unescape_octal(fields[3]),
+            root: crate::host::mounts::unescape_bytes(fields[3]),
             fstype: fields[sep + 1].to_string(),
         };
         mounts.retain(|old| old.point != m.point);
@@ -275,26 +275,6 @@ pub fn skipped_mounts(mountinfo: &str) -> Vec<(Vec<u8>, String)> {
         }
     }
     skipped
-}
-
-/// Decodes mountinfo's octal escapes (`\040` for a space) into raw bytes.
-fn unescape_octal(field: &str) -> Vec<u8> {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// True when `path` is `ancestor` or below it (component-wise).
@@ -625,7 +605,7 @@ mod tests {
         })
         .unwrap();
         let mut paths = seen.into_inner().unwrap();
-        paths.sort_by(|a, b| crate::fim::walk::cmp_paths(a, b));
+        paths.sort_by(|a, b| crate::host::pathbytes::cmp_paths(a, b));
         (paths, summary)
     }
 

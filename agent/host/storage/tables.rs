@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::checks::mount::unescape;
+use crate::host::mounts::unescape;
 
 /// A block device number, `MAJ:MIN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

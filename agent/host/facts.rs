@@ -1,16 +1,13 @@
 //! Host facts, gathered once before any check runs and carried in the report: which OS the sysroot
 //! holds (from its `/etc/os-release`), its hostname, the running kernel when the sysroot is live, and
 //! the scanner's architecture. Live probes land here too, so that checks never probe the host twice:
-//! the instance metadata service's answers ([`crate::imds`], `imds`), and later the nftables
+//! the instance metadata service's answers ([`crate::host::imds`], `imds`), and later the nftables
 //! ruleset and block devices.
-
-pub mod accounts;
-pub mod os_release;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::os_release::OsRelease;
 use crate::sysroot::Sysroot;
-pub use os_release::OsRelease;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
@@ -30,10 +27,10 @@ pub struct HostFacts {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// What the instance metadata service said, when a selected rule needed it (gathered by
-    /// [`crate::imds::gather`] before the checks, within its deadline).
+    /// [`crate::host::imds::gather`] before the checks, within its deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub imds: Option<crate::imds::ImdsFacts>,
-    /// What `check --refresh-metadata` did, when it ran (see [`crate::packages::refresh`]).
+    pub imds: Option<crate::host::imds::ImdsFacts>,
+    /// What `check --refresh-metadata` did, when it ran (see [`crate::host::packages::refresh`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_refresh: Option<String>,
 }

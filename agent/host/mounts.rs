@@ -1,0 +1,213 @@
+//! Mounts as the kernel shows them (`/proc/self/mountinfo`) and as boot will make them
+//! (`/etc/fstab`, an enabled systemd `.mount` unit), and the octal escapes (`\040` for a space) both
+//! tables use in their fields. Shared by the filesystems check, the storage stack and the tree walk.
+
+use crate::host::systemd::UnitIndex;
+use crate::rule::Evidence;
+use crate::sysroot::Sysroot;
+
+/// Decode the octal escapes of a mountinfo or fstab field into raw bytes. Only `\000`-`\377` name a
+/// byte; anything else after a backslash (`\400`, `\9`, a trailing `\`) is kept as written.
+pub fn unescape_bytes(field: &str) -> Vec<u8> {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            let digits = &b[i + 1..i + 4];
+            if digits.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                let value = digits
+                    .iter()
+                    .fold(0u16, |acc, d| acc * 8 + u16::from(d - b'0'));
+                if let Ok(byte) = u8::try_from(value) {
+                    out.push(byte);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// [`unescape_bytes`] as text (invalid UTF-8 replaced), for paths shown in evidence.
+pub fn unescape(field: &str) -> String {
+    String::from_utf8_lossy(&unescape_bytes(field)).into_owned()
+}
+
+/// A mount as found: where it came from and its options (per-mount and filesystem, merged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub source: Evidence,
+    pub options: Vec<String>,
+}
+
+/// The visible mount on `path` in mountinfo text (the last one listed), with merged options.
+/// `prefix` is stripped from mount points when the table is the scanner's view of a chroot.
+pub fn from_mountinfo(text: &str, path: &str, prefix: &str) -> Option<Found> {
+    let mut found = None;
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        if fields.len() < 6 || sep + 3 > fields.len() {
+            continue;
+        }
+        let point = unescape(fields[4]);
+        let point = if prefix.is_empty() {
+            point
+        } else {
+            match point.strip_prefix(prefix) {
+                Some("") => "/".to_string(),
+                Some(rest) if rest.starts_with('/') => rest.to_string(),
+                _ => continue,
+            }
+        };
+        if point != path {
+            continue;
+        }
+        let mut options: Vec<String> = fields[5].split(',').map(str::to_string).collect();
+        options.extend(
+            fields
+                .get(sep + 3)
+                .map_or(vec![], |s| s.split(',').map(str::to_string).collect()),
+        );
+        found = Some(Found {
+            source: Evidence::new(format!("{path} is mounted ({})", fields[sep + 1]))
+                .path("/proc/self/mountinfo")
+                .line(i + 1),
+            options,
+        });
+    }
+    found
+}
+
+/// The `/etc/fstab` entry for `path` (the last one wins, as mount -a leaves it on top).
+pub fn from_fstab(text: &str, path: &str) -> Option<Found> {
+    let mut found = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 3 || unescape(f[1]) != path || f[2] == "swap" {
+            continue;
+        }
+        let options = f.get(3).map_or(vec!["defaults".to_string()], |o| {
+            o.split(',').map(str::to_string).collect()
+        });
+        found = Some(Found {
+            source: Evidence::new(format!("{path} is mounted at boot ({})", f[2]))
+                .path("/etc/fstab")
+                .line(i + 1),
+            options,
+        });
+    }
+    found
+}
+
+/// systemd's unit name for a mount point: `/var/tmp` → `var-tmp.mount`, `/` → `-.mount`.
+pub fn unit_name(path: &str) -> String {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty() {
+        return "-.mount".into();
+    }
+    let escaped: String = trimmed
+        .chars()
+        .map(|c| match c {
+            '/' => "-".to_string(),
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '.' => c.to_string(),
+            c => format!("\\x{:02x}", c as u32),
+        })
+        .collect();
+    format!("{escaped}.mount")
+}
+
+/// The mount an enabled systemd `.mount` unit makes for `path` at boot (`Options=`), if any.
+pub fn from_unit(
+    sysroot: &Sysroot,
+    units: &UnitIndex,
+    path: &str,
+) -> Result<Option<Found>, String> {
+    let unit = unit_name(path);
+    let Some((file, masked)) = units.files.get(&unit) else {
+        return Ok(None);
+    };
+    // enabled means linked from a *.wants directory (vendor ones too: Fedora-family systems ship
+    // local-fs.target.wants/tmp.mount in /usr/lib/systemd/system)
+    if *masked || !units.wanted_by.contains_key(&unit) {
+        return Ok(None);
+    }
+    let text = sysroot.read(file).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&text);
+    let mut options = vec![];
+    let mut line_no = 0;
+    for (i, line) in text.lines().enumerate() {
+        if let Some(v) = line.trim().strip_prefix("Options=") {
+            options = v.split(',').map(|s| s.trim().to_string()).collect();
+            line_no = i + 1;
+        }
+    }
+    Ok(Some(Found {
+        source: Evidence::new(format!("{path} is mounted at boot by {unit}"))
+            .path(file.clone())
+            .line(line_no.max(1)),
+        options,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn octal_escapes_decode_to_bytes_and_out_of_range_ones_stay_literal() {
+        assert_eq!(unescape("/mnt/my\\040share"), "/mnt/my share");
+        assert_eq!(unescape_bytes("a\\011b\\012c\\134"), b"a\tb\nc\\");
+        assert_eq!(unescape_bytes("\\377"), vec![0xff]);
+        // \400-\777 are not bytes: kept as written (they used to overflow a u8)
+        for text in ["\\400", "\\777", "x\\4000", "\\9", "\\", "\\12"] {
+            assert_eq!(unescape_bytes(text), text.as_bytes(), "{text}");
+        }
+    }
+
+    const MOUNTINFO: &str = "22 27 0:21 / /proc rw,relatime - proc proc rw\n\
+25 24 0:23 / /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw,size=100k\n\
+30 27 0:27 / /tmp rw,nosuid,nodev,relatime - tmpfs tmpfs rw\n\
+31 30 0:28 / /tmp rw,relatime - tmpfs tmpfs rw,noexec\n\
+40 27 8:1 / /srv/my\\040data rw - ext4 /dev/sda1 rw\n";
+
+    #[test]
+    fn the_last_mount_on_a_path_is_the_visible_one() {
+        let tmp = from_mountinfo(MOUNTINFO, "/tmp", "").unwrap();
+        assert_eq!(tmp.options, vec!["rw", "relatime", "rw", "noexec"]);
+        assert_eq!(tmp.source.line, Some(4));
+        assert!(from_mountinfo(MOUNTINFO, "/dev/shm", "")
+            .unwrap()
+            .options
+            .contains(&"nodev".to_string()));
+        assert!(from_mountinfo(MOUNTINFO, "/srv/my data", "").is_some());
+        assert!(from_mountinfo(MOUNTINFO, "/home", "").is_none());
+        let chroot = "1 0 8:1 / /mnt/ami rw - ext4 /dev/sdb1 rw\n2 1 0:5 / /mnt/ami/tmp rw,nodev - tmpfs tmpfs rw\n3 0 0:6 / /tmp rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            from_mountinfo(chroot, "/tmp", "/mnt/ami").unwrap().options,
+            vec!["rw", "nodev", "rw"]
+        );
+    }
+
+    #[test]
+    fn fstab_entries_and_unit_names() {
+        let fstab = "# c\nUUID=1 / ext4 defaults 0 1\ntmpfs /tmp tmpfs defaults,nodev,nosuid 0 0\n/swapfile none swap sw 0 0\n";
+        let tmp = from_fstab(fstab, "/tmp").unwrap();
+        assert_eq!(tmp.options, vec!["defaults", "nodev", "nosuid"]);
+        assert_eq!(tmp.source.line, Some(3));
+        assert!(from_fstab(fstab, "/home").is_none());
+        assert_eq!(unit_name("/tmp"), "tmp.mount");
+        assert_eq!(unit_name("/var/tmp"), "var-tmp.mount");
+        assert_eq!(unit_name("/"), "-.mount");
+    }
+}

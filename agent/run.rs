@@ -1,0 +1,1 @@
+//! The `check` pipeline as one library call (placeholder while the CLI moves here).
