@@ -60,11 +60,6 @@ pub fn select<'b>(baseline: &'b Baseline, opts: &RunOptions) -> Vec<&'b Rule> {
         .collect()
 }
 
-/// Whether a selected rule reads the IMDS facts, so that IMDS must be asked before the run.
-pub fn needs_imds(baseline: &Baseline, opts: &RunOptions) -> bool {
-    select(baseline, opts).iter().any(|r| r.check.uses_imds())
-}
-
 /// Run the baseline over the sysroot. `baseline_ms` is the time spent loading the baseline, for the
 /// report's timings.
 pub fn run(

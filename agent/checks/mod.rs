@@ -45,6 +45,11 @@ pub trait Check: Send + Sync + fmt::Debug {
     fn uses_imds(&self) -> bool {
         false
     }
+    /// True when the check reads the package manager's cached metadata (the repository indexes),
+    /// which `check --refresh-metadata` refreshes first when such a rule is selected.
+    fn reads_package_metadata(&self) -> bool {
+        false
+    }
 }
 
 /// A rule ready to run: metadata plus its compiled check.

@@ -186,6 +186,10 @@ fn update_evidence(u: &SecurityUpdate) -> Evidence {
 }
 
 impl Check for SecurityUpdatesCheck {
+    fn reads_package_metadata(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
         let inv_state = inventory(cx);
         let inv = match &inv_state.0 {
@@ -325,6 +329,10 @@ impl PackageMetadataCheck {
 }
 
 impl Check for PackageMetadataCheck {
+    fn reads_package_metadata(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
         let inv_state = inventory(cx);
         let inv = match &inv_state.0 {
