@@ -1,5 +1,5 @@
-//! Baselines: which rules run, layered. A baseline is a TOML file (format in the README and in
-//! [`file`]); the shipped ones under `baseline/` are embedded in the binary ([`embedded`]) so the agent
+//! Baselines: which rules run, layered. A baseline is a TOML file (format in docs/baselines.md and
+//! in [`file`]); the shipped ones under `baseline/` are embedded in the binary ([`embedded`]) so the agent
 //! runs with no files beside it. A run's rule set is a stack of layers: the auto-selected (or named)
 //! embedded baseline with everything it `extends`, then each `--baseline FILE` on top. A later layer's
 //! rule with the same id replaces the earlier one; `disable = [...]` drops rules; waivers accumulate.

@@ -3,7 +3,7 @@
 //! without touching the host, validated against the SSM model's limits before anything is sent
 //! (the Rust SDK does not enforce them), and hashed so an unchanged report is a no-op upstream.
 //!
-//! Mapping (README "Reporting through SSM"): `pass` -> COMPLIANT; `fail` and `error` ->
+//! Mapping (docs/ssm.md): `pass` -> COMPLIANT; `fail` and `error` ->
 //! NON_COMPLIANT (an error is never a pass; its cause is in `Details.Cause`); `not-applicable` ->
 //! COMPLIANT with `Details.Result = not-applicable` and the reason, so the item count in SSM equals
 //! the report's rule count; a failure covered by a valid waiver -> COMPLIANT with the waiver in
