@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ec2_harden::baseline::embedded;
-use ec2_harden::checks::KINDS;
+use ec2_harden::baseline::kinds::KINDS;
 use regex::Regex;
 
 const README_MAX_BYTES: usize = 15_000;
