@@ -7,13 +7,13 @@
 
 use serde::Deserialize;
 
-use super::config::{parse_assignments, LineFormat};
 use crate::checks::params::rule_params;
 use crate::checks::Check;
 use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
-use crate::host::accounts::{parse_passwd, parse_shadow, Parsed, PasswdEntry, ShadowEntry};
+use crate::host::accounts::{parse_passwd, parse_shadow, read_database, PasswdEntry, ShadowEntry};
+use crate::host::keyvalue::login_defs_value;
 use crate::rule::{Evidence, Outcome};
 
 /// Which property of the account databases a rule checks.
@@ -69,35 +69,14 @@ struct Databases {
     uid_min: u32,
 }
 
-fn load<T>(cx: &Context<'_>, path: &str, parse: fn(&str) -> Parsed<T>) -> Result<Vec<T>, String> {
-    let bytes = cx.sysroot.read(path).map_err(|e| e.to_string())?;
-    let (entries, bad) = parse(&String::from_utf8_lossy(&bytes));
-    match bad.first() {
-        Some((line, text)) => Err(format!(
-            "{path}:{line}: malformed entry `{text}` ({} malformed in all)",
-            bad.len()
-        )),
-        None => Ok(entries),
-    }
-}
-
 impl Databases {
     fn read(cx: &Context<'_>) -> Databases {
-        let uid_min = cx
-            .sysroot
-            .read("/etc/login.defs")
-            .ok()
-            .and_then(|b| {
-                parse_assignments(&String::from_utf8_lossy(&b), LineFormat::Space, None, None)
-                    .into_iter()
-                    .rev()
-                    .find(|a| a.key == "UID_MIN")
-                    .and_then(|a| a.value.parse().ok())
-            })
+        let uid_min = login_defs_value(cx.sysroot, "UID_MIN")
+            .and_then(|v| v.parse().ok())
             .unwrap_or(1000);
         Databases {
-            passwd: load(cx, "/etc/passwd", parse_passwd),
-            shadow: load(cx, "/etc/shadow", parse_shadow),
+            passwd: read_database(cx.sysroot, "/etc/passwd", parse_passwd),
+            shadow: read_database(cx.sysroot, "/etc/shadow", parse_shadow),
             uid_min,
         }
     }

@@ -17,17 +17,8 @@ use crate::checks::Check;
 use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
+use crate::host::keyvalue::{parse_assignments, Assignment, LineFormat};
 use crate::rule::{Evidence, Outcome};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LineFormat {
-    /// `Key value` (whitespace), or `Key=value`; `#` comments.
-    #[default]
-    Space,
-    /// `key = value`; `#` and `;` comments; `[section]` headers.
-    Equals,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,65 +115,6 @@ impl CompileCheck for Config {
             expect: expect?,
         }))
     }
-}
-
-/// One `key value` assignment found in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
-    pub key: String,
-    pub value: String,
-    pub line: usize,
-}
-
-/// Parse one file's text into assignments, in order, honouring `section` for the equals format.
-pub fn parse_assignments(
-    text: &str,
-    format: LineFormat,
-    section: Option<&str>,
-    stop_at: Option<&Regex>,
-) -> Vec<Assignment> {
-    let mut out = Vec::new();
-    let mut current_section: Option<&str> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if stop_at.is_some_and(|re| re.is_match(line)) {
-            break;
-        }
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let pair = match format {
-            LineFormat::Space => {
-                let end = line
-                    .find(|c: char| c.is_whitespace() || c == '=')
-                    .unwrap_or(line.len());
-                let (key, rest) = line.split_at(end);
-                let rest = rest.trim_start();
-                let rest = rest.strip_prefix('=').unwrap_or(rest);
-                Some((key, rest.trim()))
-            }
-            LineFormat::Equals => {
-                if line.starts_with(';') {
-                    continue;
-                }
-                if line.starts_with('[') && line.ends_with(']') {
-                    current_section = Some(line[1..line.len() - 1].trim());
-                    continue;
-                }
-                line.split_once('=').map(|(k, v)| (k.trim(), v.trim()))
-            }
-        };
-        let Some((key, value)) = pair else { continue };
-        if section.is_some() && current_section != section {
-            continue;
-        }
-        out.push(Assignment {
-            key: key.to_string(),
-            value: value.to_string(),
-            line: i + 1,
-        });
-    }
-    out
 }
 
 impl Check for ConfigCheck {

@@ -33,7 +33,7 @@ use crate::checks::Check;
 use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
-use crate::host::accounts::parse_passwd;
+use crate::host::accounts::passwd_entries;
 use crate::host::netfilter::{self, boot::BootFirewall, Fate, Packet, Ruleset, Uids, Verdict};
 use crate::host::probe::{self, Connect, ProbeReport};
 use crate::host::systemd::UnitIndex;
@@ -245,10 +245,9 @@ fn with_ruleset<F: FnOnce(Judged<'_>) -> Outcome>(cx: &Context<'_>, live: bool, 
 /// uid names of the sysroot, and the uids to try as "not allowed".
 fn accounts(cx: &Context<'_>) -> std::sync::Arc<(Uids, Vec<(u32, String)>)> {
     cx.cache.get(|| {
-        let text = cx.sysroot.read_to_string("/etc/passwd").unwrap_or_default();
         let mut names = Uids::new();
         let mut list = Vec::new();
-        for e in parse_passwd(&text).0 {
+        for e in passwd_entries(cx.sysroot) {
             names.entry(e.name.clone()).or_insert(e.uid);
             list.push((e.uid, e.name));
         }
@@ -420,8 +419,7 @@ impl FirewallCheck {
             Err(e) => return Outcome::error(e),
         };
         let acc = accounts(cx);
-        let gid = parse_passwd(&cx.sysroot.read_to_string("/etc/passwd").unwrap_or_default())
-            .0
+        let gid = passwd_entries(cx.sysroot)
             .into_iter()
             .find(|e| e.uid == self.probe_uid)
             .map(|e| e.gid)

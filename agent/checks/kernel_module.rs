@@ -15,7 +15,9 @@ use crate::checks::Check;
 use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
-use crate::host::modprobe::{normalize, LoadedModules, ModprobeConfig, ModuleIndex};
+use crate::host::modprobe::{
+    active_in_kernel, normalize, LoadedModules, ModprobeConfig, ModuleIndex,
+};
 use crate::rule::{Evidence, Outcome};
 
 /// How a module may be disabled in modprobe.d.
@@ -108,27 +110,18 @@ impl Check for KernelModuleCheck {
         }
         let mut no_module_support = false;
         if cx.is_live() {
-            let loaded = cx.cache.get(|| {
-                LoadedModules(match cx.sysroot.read("/proc/modules") {
-                    Ok(b) => Ok(String::from_utf8_lossy(&b)
-                        .lines()
-                        .filter_map(|l| l.split_whitespace().next())
-                        .map(normalize)
-                        .collect()),
-                    Err(e) => Err(e.to_string()),
-                })
-            });
-            match &loaded.0 {
-                Ok(set) if set.contains(&self.name) => {
+            let loaded = cx.cache.get(|| LoadedModules::read(cx.sysroot));
+            match &*loaded {
+                LoadedModules::Loaded(set) if set.contains(&self.name) => {
                     return Outcome::fail(
                         Evidence::new(format!("module {} is loaded now", self.display))
                             .path("/proc/modules")
                             .expected("not loaded"),
                     )
                 }
-                Ok(_) => {}
-                Err(e) if cx.sysroot.exists("/proc/modules") => return Outcome::error(e),
-                Err(_) => no_module_support = true,
+                LoadedModules::Loaded(_) => {}
+                LoadedModules::Unreadable(e) => return Outcome::error(e),
+                LoadedModules::NoModuleSupport => no_module_support = true,
             }
         }
         if missing.is_empty() {
@@ -136,7 +129,7 @@ impl Check for KernelModuleCheck {
         }
         if no_module_support {
             // CONFIG_MODULES=n: nothing can be loaded; only what is built in is active.
-            if cx.sysroot.exists(format!("/sys/module/{}", self.name)) {
+            if active_in_kernel(cx.sysroot, &self.name) {
                 return Outcome::fail(
                     Evidence::new(format!(
                         "{} is built into the running kernel, which cannot load or unload modules",

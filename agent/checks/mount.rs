@@ -14,7 +14,7 @@ use crate::checks::Check;
 use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
-use crate::host::mounts::{from_fstab, from_mountinfo, from_unit, Found};
+use crate::host::mounts::{at_boot, Found, MountTable};
 use crate::host::systemd::UnitIndex;
 use crate::rule::{Evidence, Outcome};
 
@@ -101,33 +101,14 @@ impl MountCheck {
 impl Check for MountCheck {
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
         if cx.is_live() {
-            match cx.sysroot.read("/proc/self/mountinfo") {
-                Ok(bytes) => {
-                    let text = String::from_utf8_lossy(&bytes);
-                    let host = cx.sysroot.root().display().to_string();
-                    let prefix = if cx.sysroot.is_host_root()
-                        || from_mountinfo(&text, &host, "").is_none()
-                    {
-                        String::new()
-                    } else {
-                        host
-                    };
-                    return self.evaluate_found(from_mountinfo(&text, &self.path, &prefix));
-                }
-                Err(e) if e.is_not_found() => {} // a fixture or chroot without mounts: judge the configuration
+            match MountTable::read(cx.sysroot) {
+                Ok(Some(table)) => return self.evaluate_found(table.find(&self.path)),
+                Ok(None) => {} // a fixture or chroot without mounts: judge the configuration
                 Err(e) => return Outcome::error(e),
             }
         }
-        let fstab = match cx.sysroot.read("/etc/fstab") {
-            Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Outcome::error(e),
-        };
-        if let Some(found) = fstab.as_deref().and_then(|t| from_fstab(t, &self.path)) {
-            return self.evaluate_found(Some(found));
-        }
         let units = cx.cache.get(|| UnitIndex::read(cx.sysroot));
-        match from_unit(cx.sysroot, &units, &self.path) {
+        match at_boot(cx.sysroot, &units, &self.path) {
             Ok(Some(found)) => return self.evaluate_found(Some(found)),
             Ok(None) => {}
             Err(e) => return Outcome::error(e),

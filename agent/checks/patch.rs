@@ -23,11 +23,13 @@ use crate::checks::Check;
 use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
+use crate::host::packages::installs::{
+    boot_time, installed_kernels, newest_install, reboot_request, REBOOT_REQUIRED,
+};
 use crate::host::packages::{
-    AdvisorySeverity, Installed, Inventory, PackageFormat, SecurityUpdate, UpdateMetadata,
+    AdvisorySeverity, Inventory, PackageFormat, SecurityUpdate, UpdateMetadata,
 };
 use crate::rule::{Evidence, Outcome};
-use crate::sysroot::Sysroot;
 
 /// The installed packages, read once per run.
 #[derive(Debug)]
@@ -388,54 +390,6 @@ impl CompileCheck for PackageAge {
     }
 }
 
-/// The newest package install or upgrade: rpm records each package's `INSTALLTIME`; dpkg
-/// rewrites a package's file list (`/var/lib/dpkg/info/<pkg>.list`) when it installs or upgrades
-/// it, so the newest list's modification time is the newest install (else the status file's,
-/// which removals also touch). `None` when neither says.
-fn newest_install(
-    cx: &Context<'_>,
-    inv: &Inventory,
-) -> Result<Option<(Timestamp, String)>, String> {
-    match inv.format {
-        PackageFormat::Rpm => Ok(inv
-            .packages
-            .iter()
-            .filter_map(|p| {
-                let t = Timestamp::from_second(p.install_time?).ok()?;
-                Some((t, format!("{}-{}.{}", p.name, p.version, p.arch)))
-            })
-            .max_by_key(|(t, _)| *t)),
-        PackageFormat::Deb => {
-            let lists = cx
-                .sysroot
-                .glob("/var/lib/dpkg/info/*.list")
-                .map_err(|e| e.to_string())?;
-            let mut newest: Option<(Timestamp, String)> = None;
-            for list in &lists {
-                let md = match cx.sysroot.symlink_metadata(list) {
-                    Ok(md) => md,
-                    Err(e) if e.is_not_found() => continue,
-                    Err(e) => return Err(e.to_string()),
-                };
-                let Some(t) = md.modified().ok().and_then(|m| Timestamp::try_from(m).ok()) else {
-                    continue;
-                };
-                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
-                    let name = list
-                        .file_name()
-                        .map(|n| n.to_string_lossy().trim_end_matches(".list").to_string())
-                        .unwrap_or_default();
-                    newest = Some((t, name));
-                }
-            }
-            Ok(newest.or_else(|| {
-                let t = Timestamp::try_from(inv.modified?).ok()?;
-                Some((t, format!("{} (last change)", inv.path)))
-            }))
-        }
-    }
-}
-
 impl Check for PackageAgeCheck {
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
         let inv_state = inventory(cx);
@@ -444,7 +398,7 @@ impl Check for PackageAgeCheck {
             Ok(None) => return Outcome::not_applicable(NO_DATABASE),
             Ok(Some(inv)) => inv,
         };
-        let (when, what) = match newest_install(cx, inv) {
+        let (when, what) = match newest_install(cx.sysroot, inv) {
             Err(e) => return Outcome::error(e),
             Ok(None) => {
                 return Outcome::error(format!(
@@ -511,62 +465,10 @@ impl CompileCheck for RebootRequired {
     }
 }
 
-/// An installed kernel: the release `uname -r` would print when it runs, and its package.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstalledKernel {
-    pub release: String,
-    pub package: Installed,
-}
-
-/// The kernels installed by packages, with the release each boots as. deb: `linux-image-<release>`
-/// packages (not the `linux-image-amd64` meta packages: a release has a `/lib/modules` or
-/// `/boot/vmlinuz-` of that name). rpm: `kernel`/`kernel-core` as `version-release.arch`.
-pub fn installed_kernels(sysroot: &Sysroot, inv: &Inventory) -> Vec<InstalledKernel> {
-    let mut out = Vec::new();
-    for p in &inv.packages {
-        let release = match inv.format {
-            PackageFormat::Deb => {
-                let Some(rest) = p.name.strip_prefix("linux-image-") else {
-                    continue;
-                };
-                let rest = rest.strip_prefix("unsigned-").unwrap_or(rest);
-                let shipped = sysroot.exists(format!("/lib/modules/{rest}"))
-                    || sysroot.exists(format!("/boot/vmlinuz-{rest}"));
-                if !shipped {
-                    continue;
-                }
-                rest.to_string()
-            }
-            PackageFormat::Rpm => {
-                if !matches!(p.name.as_str(), "kernel" | "kernel-core" | "kernel-rt-core") {
-                    continue;
-                }
-                let evr = crate::host::packages::rpmversion::Evr::parse(&p.version);
-                format!("{}-{}.{}", evr.version, evr.release, p.arch)
-            }
-        };
-        if !out.iter().any(|k: &InstalledKernel| k.release == release) {
-            out.push(InstalledKernel {
-                release,
-                package: p.clone(),
-            });
-        }
-    }
-    out
-}
-
 impl RebootRequiredCheck {
     fn reboot_flag(&self, cx: &Context<'_>) -> Option<Outcome> {
-        let flag = "/run/reboot-required";
-        if !cx.sysroot.exists(flag) {
-            return None;
-        }
-        let pkgs = cx
-            .sysroot
-            .read_to_string("/run/reboot-required.pkgs")
-            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(", "))
-            .unwrap_or_default();
-        let mut ev = Evidence::new("a package asked for a reboot").path(flag);
+        let pkgs = reboot_request(cx.sysroot)?.join(", ");
+        let mut ev = Evidence::new("a package asked for a reboot").path(REBOOT_REQUIRED);
         if !pkgs.is_empty() {
             ev = ev.found(format!("requested by {pkgs}"));
         }
@@ -574,13 +476,7 @@ impl RebootRequiredCheck {
     }
 
     fn core_after_boot(&self, cx: &Context<'_>, inv: &Inventory) -> Option<Outcome> {
-        let stat = cx.sysroot.read_to_string("/proc/stat").ok()?;
-        let btime: i64 = stat
-            .lines()
-            .find_map(|l| l.strip_prefix("btime "))?
-            .trim()
-            .parse()
-            .ok()?;
+        let btime = boot_time(cx.sysroot)?;
         let late: Vec<Evidence> = inv
             .packages
             .iter()

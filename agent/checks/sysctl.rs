@@ -16,7 +16,7 @@ use crate::checks::Check;
 use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
-use crate::host::sysctl::{normalize_key, Persisted};
+use crate::host::sysctl::{live_value, normalize_key, Persisted};
 use crate::rule::{Evidence, Outcome};
 
 rule_params! {
@@ -80,9 +80,9 @@ impl CompileCheck for Sysctl {
 impl SysctlCheck {
     fn live(&self, cx: &Context<'_>) -> Result<Outcome, Outcome> {
         let path = format!("/proc/sys/{}", self.path_key);
-        let value = match cx.sysroot.read(&path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.is_not_found() => {
+        let value = match live_value(cx.sysroot, &self.path_key) {
+            Ok(Some(value)) => value,
+            Ok(None) => {
                 return Err(Outcome::not_applicable(format!(
                     "the running kernel has no {} ({path} does not exist)",
                     self.key

@@ -146,6 +146,30 @@ fn parse_group_ids(text: &str) -> HashMap<u32, String> {
     map
 }
 
+/// Read and parse one account database of the sysroot (`/etc/passwd`, `/etc/shadow`): a malformed
+/// entry makes it an error naming the file, the line and how many are malformed.
+pub fn read_database<T>(
+    sysroot: &Sysroot,
+    path: &str,
+    parse: fn(&str) -> Parsed<T>,
+) -> Result<Vec<T>, String> {
+    let bytes = sysroot.read(path).map_err(|e| e.to_string())?;
+    let (entries, bad) = parse(&String::from_utf8_lossy(&bytes));
+    match bad.first() {
+        Some((line, text)) => Err(format!(
+            "{path}:{line}: malformed entry `{text}` ({} malformed in all)",
+            bad.len()
+        )),
+        None => Ok(entries),
+    }
+}
+
+/// The entries of the sysroot's `/etc/passwd` that parse; none when it is missing or unreadable
+/// (for readers that only name uids, never for judging the accounts themselves).
+pub fn passwd_entries(sysroot: &Sysroot) -> Vec<PasswdEntry> {
+    parse_passwd(&sysroot.read_to_string("/etc/passwd").unwrap_or_default()).0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

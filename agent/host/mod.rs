@@ -8,9 +8,11 @@
 
 pub mod accounts;
 pub mod command;
+pub mod credentials;
 pub mod dropins;
 pub mod facts;
 pub mod imds;
+pub mod keyvalue;
 pub mod modprobe;
 pub mod mounts;
 pub mod netfilter;

@@ -159,7 +159,35 @@ fn module_name(path: &str) -> Option<String> {
 
 /// Modules loaded now (`/proc/modules`), when the sysroot is live.
 #[derive(Debug)]
-pub struct LoadedModules(pub Result<HashSet<String>, String>);
+pub enum LoadedModules {
+    /// The names of the loaded modules, normalised.
+    Loaded(HashSet<String>),
+    /// No `/proc/modules`: the running kernel cannot load modules (`CONFIG_MODULES=n`).
+    NoModuleSupport,
+    /// `/proc/modules` exists and could not be read.
+    Unreadable(String),
+}
+
+impl LoadedModules {
+    pub fn read(sysroot: &Sysroot) -> LoadedModules {
+        match sysroot.read("/proc/modules") {
+            Ok(b) => LoadedModules::Loaded(
+                String::from_utf8_lossy(&b)
+                    .lines()
+                    .filter_map(|l| l.split_whitespace().next())
+                    .map(normalize)
+                    .collect(),
+            ),
+            Err(_) if !sysroot.exists("/proc/modules") => LoadedModules::NoModuleSupport,
+            Err(e) => LoadedModules::Unreadable(e.to_string()),
+        }
+    }
+}
+
+/// True when the running kernel has `name` active (`/sys/module/NAME`): loaded or built in.
+pub fn active_in_kernel(sysroot: &Sysroot, name: &str) -> bool {
+    sysroot.exists(format!("/sys/module/{}", normalize(name)))
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 
 use crate::host::systemd::UnitIndex;
 use crate::rule::Evidence;
-use crate::sysroot::Sysroot;
+use crate::sysroot::{Sysroot, SysrootError};
 
 /// Decode the octal escapes of a mountinfo or fstab field into raw bytes. Only `\000`-`\377` name a
 /// byte; anything else after a backslash (`\400`, `\9`, a trailing `\`) is kept as written.
@@ -158,6 +158,52 @@ pub fn from_unit(
             .line(line_no.max(1)),
         options,
     }))
+}
+
+/// The kernel's mount table as the sysroot sees it (`/proc/self/mountinfo`), with the prefix to
+/// strip when the sysroot is a chroot seen from the scanning host's table.
+#[derive(Debug)]
+pub struct MountTable {
+    text: String,
+    prefix: String,
+}
+
+impl MountTable {
+    /// `Ok(None)` when the sysroot has no mount table (a fixture, a chroot without `/proc`).
+    pub fn read(sysroot: &Sysroot) -> Result<Option<MountTable>, SysrootError> {
+        let bytes = match sysroot.read("/proc/self/mountinfo") {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let host = sysroot.root().display().to_string();
+        let prefix = if sysroot.is_host_root() || from_mountinfo(&text, &host, "").is_none() {
+            String::new()
+        } else {
+            host
+        };
+        Ok(Some(MountTable { text, prefix }))
+    }
+
+    /// The visible mount on `path`, if it is a mount point.
+    pub fn find(&self, path: &str) -> Option<Found> {
+        from_mountinfo(&self.text, path, &self.prefix)
+    }
+}
+
+/// What boot will mount on `path`: its `/etc/fstab` entry, else an enabled systemd `.mount` unit.
+pub fn at_boot(sysroot: &Sysroot, units: &UnitIndex, path: &str) -> Result<Option<Found>, String> {
+    match sysroot.read("/etc/fstab") {
+        Ok(bytes) => {
+            if let Some(found) = from_fstab(&String::from_utf8_lossy(&bytes), path) {
+                return Ok(Some(found));
+            }
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    from_unit(sysroot, units, path)
 }
 
 #[cfg(test)]

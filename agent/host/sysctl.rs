@@ -4,7 +4,7 @@
 //! read in file-name order, the last assignment of a key winning, an explicit key beating any glob
 //! that matches it), and the names of the live values under `/proc/sys`.
 
-use crate::sysroot::Sysroot;
+use crate::sysroot::{Sysroot, SysrootError};
 
 /// Trim and collapse whitespace runs, as values are compared (`1\t 2` is `1 2`).
 fn collapse(value: &str) -> String {
@@ -118,6 +118,16 @@ impl Persisted {
                         })
                 })
             })
+    }
+}
+
+/// The running kernel's value of a parameter (`/proc/sys/...` of the sysroot), given in the slash
+/// form of [`normalize_key`]; `Ok(None)` when the kernel has no such parameter.
+pub fn live_value(sysroot: &Sysroot, path_key: &str) -> Result<Option<String>, SysrootError> {
+    match sysroot.read(format!("/proc/sys/{path_key}")) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

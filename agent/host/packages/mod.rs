@@ -18,6 +18,7 @@ pub mod bdb;
 pub mod deb822;
 pub mod debversion;
 pub mod dpkg;
+pub mod installs;
 pub mod refresh;
 pub mod repodata;
 pub mod rpmdb;
