@@ -37,6 +37,68 @@ pub fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&unescape_bytes(field)).into_owned()
 }
 
+/// One line of a mountinfo table (proc(5)), its path fields decoded: `36 35 98:0 /mnt1 /mnt2
+/// rw,noatime master:1 - ext3 /dev/root rw,errors=continue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfoLine<'a> {
+    /// 1-based line in the table.
+    pub line: usize,
+    /// Field 3: `MAJ:MIN` of the filesystem's device.
+    pub dev: &'a str,
+    /// Field 4: the directory of the filesystem that is mounted (not `/` for a bind mount).
+    pub root: Vec<u8>,
+    /// Field 5: the mount point, as the table's reader sees it.
+    pub point: Vec<u8>,
+    /// Field 6: per-mount options (`rw,nosuid,...`).
+    pub options: &'a str,
+    /// After the `-`: the filesystem type, the source, the per-superblock options.
+    pub fstype: &'a str,
+    pub source: Vec<u8>,
+    pub super_options: &'a str,
+}
+
+impl MountInfoLine<'_> {
+    /// The mount point as text (invalid UTF-8 replaced).
+    pub fn point_text(&self) -> String {
+        String::from_utf8_lossy(&self.point).into_owned()
+    }
+}
+
+/// The well-formed lines of a mountinfo table, in order; a line without the six fields before the
+/// `-` separator and the three after it is not a mount and is passed over.
+pub fn mountinfo(text: &str) -> impl Iterator<Item = MountInfoLine<'_>> {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|f| *f == "-")?;
+        if sep < 6 || fields.len() < sep + 4 {
+            return None;
+        }
+        Some(MountInfoLine {
+            line: i + 1,
+            dev: fields[2],
+            root: unescape_bytes(fields[3]),
+            point: unescape_bytes(fields[4]),
+            options: fields[5],
+            fstype: fields[sep + 1],
+            source: unescape_bytes(fields[sep + 2]),
+            super_options: fields[sep + 3],
+        })
+    })
+}
+
+/// A mount point of the scanner's table as an in-root path of the chroot at `prefix` (`""` for
+/// the scanner's own root); `None` for mounts outside it.
+pub fn in_root(point: String, prefix: &str) -> Option<String> {
+    if prefix.is_empty() || prefix == "/" {
+        return Some(point);
+    }
+    match point.strip_prefix(prefix) {
+        Some("") => Some("/".to_string()),
+        Some(rest) if rest.starts_with('/') => Some(rest.to_string()),
+        _ => None,
+    }
+}
+
 /// A mount as found: where it came from and its options (per-mount and filesystem, merged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
@@ -47,42 +109,23 @@ pub struct Found {
 /// The visible mount on `path` in mountinfo text (the last one listed), with merged options.
 /// `prefix` is stripped from mount points when the table is the scanner's view of a chroot.
 pub fn from_mountinfo(text: &str, path: &str, prefix: &str) -> Option<Found> {
-    let mut found = None;
-    for (i, line) in text.lines().enumerate() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        if fields.len() < 6 || sep + 3 > fields.len() {
-            continue;
-        }
-        let point = unescape(fields[4]);
-        let point = if prefix.is_empty() {
-            point
-        } else {
-            match point.strip_prefix(prefix) {
-                Some("") => "/".to_string(),
-                Some(rest) if rest.starts_with('/') => rest.to_string(),
-                _ => continue,
+    mountinfo(text)
+        .filter(|m| in_root(m.point_text(), prefix).is_some_and(|p| p == path))
+        .last()
+        .map(|m| {
+            let options = m
+                .options
+                .split(',')
+                .chain(m.super_options.split(','))
+                .map(str::to_string)
+                .collect();
+            Found {
+                source: Evidence::new(format!("{path} is mounted ({})", m.fstype))
+                    .path("/proc/self/mountinfo")
+                    .line(m.line),
+                options,
             }
-        };
-        if point != path {
-            continue;
-        }
-        let mut options: Vec<String> = fields[5].split(',').map(str::to_string).collect();
-        options.extend(
-            fields
-                .get(sep + 3)
-                .map_or(vec![], |s| s.split(',').map(str::to_string).collect()),
-        );
-        found = Some(Found {
-            source: Evidence::new(format!("{path} is mounted ({})", fields[sep + 1]))
-                .path("/proc/self/mountinfo")
-                .line(i + 1),
-            options,
-        });
-    }
-    found
+        })
 }
 
 /// The `/etc/fstab` entry for `path` (the last one wins, as mount -a leaves it on top).

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::host::mounts::unescape;
+use crate::host::mounts::{in_root, mountinfo, unescape};
 
 /// A block device number, `MAJ:MIN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -51,34 +51,20 @@ pub struct MountEntry {
 /// scanner's mount table) is stripped, and mounts outside it are dropped.
 pub fn parse_mountinfo(text: &str, prefix: &str) -> Vec<MountEntry> {
     let mut out: Vec<MountEntry> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+    for m in mountinfo(text) {
+        let Some(dev) = DevNum::parse(m.dev) else {
             continue;
         };
-        if sep < 6 || fields.len() < sep + 3 {
-            continue;
-        }
-        let Some(dev) = DevNum::parse(fields[2]) else {
+        let Some(point) = in_root(m.point_text(), prefix) else {
             continue;
         };
-        let point = unescape(fields[4]);
-        let point = if prefix.is_empty() || prefix == "/" {
-            point
-        } else {
-            match point.strip_prefix(prefix) {
-                Some("") => "/".to_string(),
-                Some(rest) if rest.starts_with('/') => rest.to_string(),
-                _ => continue,
-            }
-        };
-        out.retain(|m| m.point != point);
+        out.retain(|e| e.point != point);
         out.push(MountEntry {
-            line: i + 1,
+            line: m.line,
             dev,
             point,
-            fstype: fields[sep + 1].to_string(),
-            source: unescape(fields[sep + 2]),
+            fstype: m.fstype.to_string(),
+            source: String::from_utf8_lossy(&m.source).into_owned(),
         });
     }
     out.sort_by_key(|m| m.line);
