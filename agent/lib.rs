@@ -4,7 +4,7 @@
 //!
 //! | layer | what it holds |
 //! |---|---|
-//! | [`rule`], [`diag`], [`sysroot`] | the shared words (severity, stage, outcome, evidence), `FILE:LINE:COL` diagnostics, and the one door to the audited tree |
+//! | [`rule`], [`diag`], [`sysroot`], [`localfs`] | the shared words (severity, stage, outcome, evidence), `FILE:LINE:COL` diagnostics, the one door to the audited tree, and safe reads of the scanning host's own files |
 //! | [`host`] | readers of the audited system's state: units, mounts, sshd, sysctl, modprobe, accounts, netfilter, packages, storage, IMDS, the tree walker |
 //! | [`fim`] | file integrity: the sealed manifest, its policy, verification |
 //! | [`checks`] | rule kinds: parameters, compilation into a typed check, judgement of host facts |
@@ -23,6 +23,7 @@ pub mod diag;
 pub mod engine;
 pub mod fim;
 pub mod host;
+pub mod localfs;
 pub mod report;
 pub mod rule;
 pub mod run;

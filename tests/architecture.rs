@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom first. Modules on one line form one layer and may not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["rule", "diag", "sysroot"],
+    &["rule", "diag", "sysroot", "localfs"],
     &["host"],
     &["fim"],
     &["checks"],

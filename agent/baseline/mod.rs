@@ -27,10 +27,10 @@ use crate::report::{BaselineInfo, LayerInfo};
 pub enum BaselineError {
     #[error("{}", render(.0))]
     Invalid(Vec<Diagnostic>),
-    #[error("{}: cannot read baseline: {source}", path.display())]
+    #[error("cannot read baseline {source}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::localfs::LocalFileError,
     },
     #[error("unknown baseline `{name}`: expected a file path or one of {}", embedded::names().join(", "))]
     UnknownName { name: String },
@@ -145,16 +145,27 @@ impl Layer {
     /// Read and validate a baseline file from the scanning host's filesystem (not the sysroot:
     /// baselines belong to the auditor, not to the audited image).
     pub fn load_file(path: &Path) -> Result<Layer, BaselineError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_source(path)?;
         let source = SourceFile {
             name: path.display().to_string(),
             text,
         };
         Layer::parse(source, path.display().to_string()).map_err(BaselineError::Invalid)
     }
+}
+
+/// The most a baseline file may hold: the largest shipped one is about 100 KiB, a site layer of
+/// 20,000 rules about 10 MiB.
+pub const MAX_BASELINE_BYTES: u64 = 32 << 20;
+
+/// The text of a baseline file of the scanning host: a regular file (a FIFO or a device is refused
+/// without blocking), at most [`MAX_BASELINE_BYTES`], UTF-8.
+pub fn read_source(path: &Path) -> Result<String, BaselineError> {
+    crate::localfs::read_regular_text(path, MAX_BASELINE_BYTES, crate::localfs::Links::Follow)
+        .map_err(|source| BaselineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Layers being stacked, bottom first, each at most once.

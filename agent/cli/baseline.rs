@@ -79,12 +79,9 @@ pub fn baseline(cmd: BaselineCommand) -> CliResult {
                         .ok_or_else(|| {
                             Failure::config(BaselineError::UnknownName { name: n.clone() })
                         })?,
-                    BaselineRef::File(p) => std::fs::read_to_string(p).map_err(|source| {
-                        Failure::config(BaselineError::Read {
-                            path: p.clone(),
-                            source,
-                        })
-                    })?,
+                    BaselineRef::File(p) => {
+                        ec2_harden::baseline::read_source(p).map_err(Failure::config)?
+                    }
                 };
                 out(&text)?;
                 return Ok(Exit::Clean);

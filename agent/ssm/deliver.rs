@@ -135,12 +135,32 @@ pub fn deliver(
     deadline: Instant,
     backoff: Backoff,
 ) -> Result<Delivery, SpoolError> {
+    deliver_with(spool, api, deadline, backoff, None)
+}
+
+/// [`deliver`], knowing the key of the report this run just spooled: it is the newest there is,
+/// so it is never stale, and a delivered marker at or past it cannot be trusted (the clock
+/// stepped back) and is ignored.
+pub fn deliver_with(
+    spool: &Spool,
+    api: &mut dyn SsmApi,
+    deadline: Instant,
+    backoff: Backoff,
+    fresh: Option<&str>,
+) -> Result<Delivery, SpoolError> {
     let mut out = Delivery::default();
+    out.rejected.extend(spool.sweep()?);
     let entries = spool.pending()?;
     let total = entries.len();
     let mut last = spool.last_delivered();
+    if let (Some(l), Some(f)) = (last.as_deref(), fresh) {
+        if l >= f {
+            tracing::warn!(marker = l, fresh = f, "the delivered marker is not older than this run's report (the clock stepped back?): ignored");
+            last = None;
+        }
+    }
     'entries: for (n, entry) in entries.into_iter().enumerate() {
-        let mut envelope: Envelope = match entry.envelope {
+        let mut envelope: Envelope = match spool.load(&entry) {
             Ok(e) => e,
             Err(why) => {
                 let reason = format!("unreadable spool entry: {why}");
@@ -444,7 +464,7 @@ mod tests {
         }
         let d = deliver_soon(&spool, &mut Half(&mut api)).unwrap();
         assert_eq!(d.pending, 1);
-        let e = spool.pending().unwrap().remove(0).envelope.unwrap();
+        let e = spool.load(&spool.pending().unwrap()[0]).unwrap();
         assert!(e.compliance_delivered && !e.inventory_delivered);
         deliver_soon(&spool, &mut api).unwrap();
         let ops: Vec<&str> = api.accepted.iter().map(|(op, _)| *op).collect();
@@ -482,5 +502,157 @@ mod tests {
         spool
             .lock(Instant::now() + Duration::from_millis(200))
             .unwrap();
+    }
+
+    /// The key of the report spooled at `t`, as `spool_with` wrote it.
+    fn key_at(spool: &Spool, t: &str) -> String {
+        let nanos = format!(
+            "{:020}",
+            t.parse::<jiff::Timestamp>().unwrap().as_nanosecond()
+        );
+        spool
+            .pending()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.key.starts_with(&nanos))
+            .unwrap()
+            .key
+    }
+
+    #[test]
+    fn an_untrustworthy_delivered_marker_is_ignored_never_a_reason_to_drop() {
+        // garbage, a key far in the future (the clock stepped back), and a FIFO
+        for marker in ["garbage\n", "99999999999999999999-0000000001\n", "fifo"] {
+            let (_d, spool) = spool_with(&[T1, T2]);
+            let path = spool.dir().join(".last-delivered");
+            if marker == "fifo" {
+                nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                    .unwrap();
+            } else {
+                std::fs::write(&path, marker).unwrap();
+            }
+            let mut api = Scripted::default();
+            let d = deliver_soon(&spool, &mut api).unwrap();
+            assert!(d.complete() && d.stale.is_empty(), "{marker}: {d:?}");
+            assert_eq!(d.delivered.len(), 2, "{marker}");
+        }
+        // a trustworthy marker still keeps an older report from going out over a newer one
+        let (_d, spool) = spool_with(&[T1, T2]);
+        let k2 = key_at(&spool, T2);
+        spool.set_last_delivered(&k2).unwrap();
+        let d = deliver_soon(&spool, &mut Scripted::default()).unwrap();
+        assert_eq!(d.stale.len(), 2, "{d:?}");
+    }
+
+    #[test]
+    fn this_runs_report_is_never_stale_even_when_the_marker_is_newer() {
+        let (_d, spool) = spool_with(&[T1, T2]);
+        let k1 = key_at(&spool, T1);
+        let k2 = key_at(&spool, T2);
+        // delivered marker at T2 (not in the future), but this run's report is T1's: the clock
+        // stepped back between runs, so the marker is ignored and both are sent
+        spool.set_last_delivered(&k2).unwrap();
+        let mut api = Scripted::default();
+        let d = deliver_with(
+            &spool,
+            &mut api,
+            Instant::now() + Duration::from_secs(30),
+            fast(),
+            Some(&k1),
+        )
+        .unwrap();
+        assert!(d.stale.is_empty(), "{d:?}");
+        assert_eq!(d.delivered, [k1, k2]);
+    }
+
+    #[test]
+    fn junk_and_unreadable_entries_are_set_aside_and_never_count_against_the_cap() {
+        let (_d, spool) = spool_with(&[T1]);
+        for i in 0..(MAX_PENDING_FOR_TEST + 5) {
+            std::fs::write(spool.dir().join(format!("junk-{i}.json")), "{}").unwrap();
+        }
+        // a FIFO and a link to a device under report keys: read without blocking, set aside
+        let fifo = spool.dir().join("00000000000000000001-0000000001.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        std::os::unix::fs::symlink(
+            "/dev/zero",
+            spool.dir().join("00000000000000000002-0000000001.json"),
+        )
+        .unwrap();
+        let k1 = key_at(&spool, T1);
+        // the cap never drops this run's report for junk
+        assert!(spool.trim(Some(&k1)).unwrap().is_empty());
+        let mut api = Scripted::default();
+        let d = deliver_soon(&spool, &mut api).unwrap();
+        assert_eq!(d.delivered, [k1]);
+        assert_eq!(
+            d.rejected.len(),
+            MAX_PENDING_FOR_TEST + 5 + 2,
+            "{:?}",
+            d.rejected
+        );
+        let fifo_why = &d
+            .rejected
+            .iter()
+            .find(|(k, _)| k == "00000000000000000001-0000000001")
+            .unwrap()
+            .1;
+        assert!(fifo_why.contains("FIFO"), "{fifo_why}");
+        assert!(spool.pending().unwrap().is_empty());
+    }
+
+    const MAX_PENDING_FOR_TEST: usize = crate::ssm::spool::MAX_PENDING;
+
+    #[test]
+    fn the_cap_drops_the_oldest_but_never_this_runs_report() {
+        let (_d, spool) = spool_with(&[T1, T2, T3]);
+        let keys: Vec<String> = spool
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        // make the spool overfull with copies under older keys
+        let body = std::fs::read(&spool.pending().unwrap()[0].path).unwrap();
+        for i in 0..MAX_PENDING_FOR_TEST {
+            std::fs::write(
+                spool.dir().join(format!("{:020}-0000000001.json", i + 1)),
+                &body,
+            )
+            .unwrap();
+        }
+        let dropped = spool.trim(Some(&keys[0])).unwrap();
+        assert_eq!(dropped.len(), 3, "{dropped:?}");
+        let left: Vec<String> = spool
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(left.len(), MAX_PENDING_FOR_TEST);
+        assert!(left.contains(&keys[0]) && left.contains(&keys[2]));
+    }
+
+    #[test]
+    fn a_shared_or_linked_spool_directory_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("tmp");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = Spool::open(&shared).unwrap_err().to_string();
+        assert!(err.contains("writable by others (mode 1777)"), "{err}");
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o1777, "the sticky, shared mode is untouched");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&shared, &link).unwrap();
+        let err = Spool::open(&link).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        // a directory of its own with a loose mode is tightened
+        let own = dir.path().join("own");
+        std::fs::create_dir(&own).unwrap();
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Spool::open(&own).unwrap();
+        let mode = std::fs::metadata(&own).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700);
     }
 }

@@ -210,7 +210,7 @@ pub fn report(
     let _lock = spool.lock(deadline)?;
     let path = spool.put(&env)?;
     tracing::debug!(path = %path.display(), "report spooled");
-    for key in spool.trim()? {
+    for key in spool.trim(Some(&env.key))? {
         tracing::warn!(
             key,
             "spool over {} reports: oldest undelivered report dropped",
@@ -224,7 +224,13 @@ pub fn report(
         Ok(None) => {}
         Err(e) => tracing::warn!("{e}"),
     }
-    deliver_through(&spool, api(target.region.as_deref()), deadline, settings)
+    deliver_through(
+        &spool,
+        api(target.region.as_deref()),
+        deadline,
+        settings,
+        Some(&env.key),
+    )
 }
 
 /// Deliver the spool through the client just built, or, when it could not be built, deliver
@@ -234,13 +240,15 @@ fn deliver_through(
     api: Result<Box<dyn SsmApi>, ApiError>,
     deadline: Instant,
     settings: &Settings,
+    fresh: Option<&str>,
 ) -> Result<Delivery, SsmError> {
     match api {
-        Ok(mut api) => Ok(deliver::deliver(
+        Ok(mut api) => Ok(deliver::deliver_with(
             spool,
             api.as_mut(),
             deadline,
             settings.backoff,
+            fresh,
         )?),
         Err(e) => Ok(Delivery {
             pending: spool.pending()?.len(),
@@ -259,15 +267,26 @@ pub fn flush(
     let deadline = Instant::now() + settings.deadline;
     let spool = Spool::open(&settings.spool_dir)?;
     let _lock = spool.lock(deadline)?;
+    for key in spool.trim(None)? {
+        tracing::warn!(
+            key,
+            "spool over {} reports: oldest undelivered report dropped",
+            spool::MAX_PENDING
+        );
+    }
     let pending = spool.pending()?;
     if pending.is_empty() {
-        return Ok(Delivery::default());
+        let rejected = spool.sweep()?;
+        return Ok(Delivery {
+            rejected,
+            ..Delivery::default()
+        });
     }
-    // The newest spooled report knows which region it was for.
+    // The newest spooled report knows which region it was for (entries read one at a time).
     let spooled_region = pending
         .iter()
         .rev()
-        .find_map(|e| e.envelope.as_ref().ok().and_then(|env| env.region.clone()));
+        .find_map(|e| spool.load(e).ok().and_then(|env| env.region));
     let region = region(region_flag, spooled_region.as_deref());
-    deliver_through(&spool, api(region.as_deref()), deadline, settings)
+    deliver_through(&spool, api(region.as_deref()), deadline, settings, None)
 }

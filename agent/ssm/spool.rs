@@ -5,6 +5,14 @@
 //! the newest delivered key, so an older report is never sent over a newer one. Concurrent runs
 //! serialize on `.lock` (flock). A payload the service rejected is moved to `rejected/` with the
 //! reason beside it, for inspection, never retried and never silently deleted.
+//!
+//! The spool may have been tampered with or damaged (it sits on the audited host): a directory
+//! that is a symbolic link, not ours or writable by others is refused; entries are read one at a
+//! time, without following links or blocking, only when regular and at most
+//! [`MAX_ENTRY_BYTES`]; a `*.json` whose name is not a report key, or that cannot be read, is set
+//! aside in `rejected/`, never counted against [`MAX_PENDING`]; and a `.last-delivered` marker
+//! that is garbage or lies in the future is ignored with a warning, never a reason to drop a
+//! report.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -25,6 +33,12 @@ pub const ENVELOPE_FORMAT: u32 = 1;
 /// uploads each newer report supersedes it anyway) with a warning naming them.
 pub const MAX_PENDING: usize = 100;
 
+/// The most one spooled entry may hold (a report of 10,000 rules with long evidence is a few MiB).
+pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
+/// How far in the future a `.last-delivered` key may lie (clock skew between runs) before the
+/// marker is distrusted.
+pub const MARKER_SKEW: Duration = Duration::from_secs(300);
+
 const LOCK: &str = ".lock";
 const LAST_DELIVERED: &str = ".last-delivered";
 const REJECTED: &str = "rejected";
@@ -41,6 +55,8 @@ pub enum SpoolError {
         "spool {path}: another ec2-harden run held the lock for longer than the delivery deadline"
     )]
     Busy { path: PathBuf },
+    #[error("spool {path}: refusing to use it: {why}")]
+    Unsafe { path: PathBuf, why: String },
 }
 
 fn io_err<'a>(path: &'a Path, doing: &'static str) -> impl FnOnce(io::Error) -> SpoolError + 'a {
@@ -49,6 +65,50 @@ fn io_err<'a>(path: &'a Path, doing: &'static str) -> impl FnOnce(io::Error) -> 
         doing,
         source,
     }
+}
+
+/// Create `dir` (mode 0700) or check that an existing one is safe to keep reports in.
+fn prepare_dir(dir: &Path) -> Result<(), SpoolError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let unsafe_dir = |why: String| SpoolError::Unsafe {
+        path: dir.to_path_buf(),
+        why,
+    };
+    let md = match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err(dir, "creating"));
+        }
+        Err(e) => return Err(io_err(dir, "inspecting")(e)),
+        Ok(md) => md,
+    };
+    if !md.is_dir() {
+        return Err(unsafe_dir(format!(
+            "it is a {}, not a directory",
+            crate::localfs::kind_of(md.file_type())
+        )));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if md.uid() != euid {
+        return Err(unsafe_dir(format!(
+            "it is owned by uid {}, not by this user (uid {euid})",
+            md.uid()
+        )));
+    }
+    let mode = md.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_dir(format!(
+            "it is writable by others (mode {mode:04o}); give a directory of its own"
+        )));
+    }
+    if mode != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(dir, "setting mode 0700 on"))?;
+    }
+    Ok(())
 }
 
 /// One report's outgoing payloads and how far their delivery got.
@@ -81,12 +141,21 @@ impl Envelope {
     }
 }
 
-/// A spooled entry: its file and what it holds (or why it could not be read).
-#[derive(Debug)]
+/// True for a name [`Envelope::key_for`] makes: 20 digits, `-`, 10 digits.
+pub fn is_key(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 31
+        && b[20] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 20 || c.is_ascii_digit())
+}
+
+/// A spooled entry: its file and key. Its envelope is read with [`Spool::load`] when needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub path: PathBuf,
     pub key: String,
-    pub envelope: Result<Envelope, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,12 +170,12 @@ pub struct SpoolLock {
 }
 
 impl Spool {
-    /// Open (creating, mode 0700) the spool directory.
+    /// Open the spool directory, creating it (mode 0700) when missing. An existing one must be a
+    /// real directory (not a link) owned by this user and not writable by anyone else; its mode
+    /// is then tightened to 0700.
     pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
-        fs::create_dir_all(dir.join(REJECTED)).map_err(io_err(dir, "creating"))?;
         for d in [dir.to_path_buf(), dir.join(REJECTED)] {
-            fs::set_permissions(&d, fs::Permissions::from_mode(0o700))
-                .map_err(io_err(dir, "setting mode 0700 on"))?;
+            prepare_dir(&d)?;
         }
         Ok(Spool {
             dir: dir.to_path_buf(),
@@ -125,8 +194,22 @@ impl Spool {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
             .open(&path)
             .map_err(io_err(&path, "opening the lock file"))?;
+        let ft = file
+            .metadata()
+            .map_err(io_err(&path, "inspecting the lock file"))?
+            .file_type();
+        if !ft.is_file() {
+            return Err(SpoolError::Unsafe {
+                path,
+                why: format!(
+                    "the lock file is a {}, not a regular file",
+                    crate::localfs::kind_of(ft)
+                ),
+            });
+        }
         loop {
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(SpoolLock { _lock: lock }),
@@ -160,50 +243,85 @@ impl Spool {
         Ok(path)
     }
 
-    /// Undelivered entries, oldest first.
+    /// Undelivered entries (`KEY.json`), oldest first. Other `*.json` names are not entries:
+    /// [`Spool::sweep`] sets them aside.
     pub fn pending(&self) -> Result<Vec<Entry>, SpoolError> {
-        let mut entries = Vec::new();
-        for e in fs::read_dir(&self.dir).map_err(io_err(&self.dir, "listing"))? {
-            let e = e.map_err(io_err(&self.dir, "listing"))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(key) = name.strip_suffix(".json") else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let path = e.path();
-            let envelope = fs::read(&path)
-                .map_err(|e| format!("reading: {e}"))
-                .and_then(|b| serde_json::from_slice::<Envelope>(&b).map_err(|e| e.to_string()))
-                .and_then(|env| {
-                    if env.format != ENVELOPE_FORMAT {
-                        Err(format!(
-                            "envelope format {} (this agent reads {ENVELOPE_FORMAT})",
-                            env.format
-                        ))
-                    } else {
-                        Ok(env)
-                    }
-                });
-            entries.push(Entry {
-                path,
-                key: key.to_string(),
-                envelope,
-            });
-        }
+        let mut entries: Vec<Entry> = self
+            .json_names()?
+            .into_iter()
+            .filter_map(|(key, path)| is_key(&key).then_some(Entry { path, key }))
+            .collect();
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(entries)
     }
 
-    /// Drop the oldest entries beyond [`MAX_PENDING`]; returns the keys dropped.
-    pub fn trim(&self) -> Result<Vec<String>, SpoolError> {
+    /// `*.json` names of the spool directory (not hidden), with their stems.
+    fn json_names(&self) -> Result<Vec<(String, PathBuf)>, SpoolError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(io_err(&self.dir, "listing"))? {
+            let e = e.map_err(io_err(&self.dir, "listing"))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(".json") {
+                out.push((stem.to_string(), e.path()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Move `*.json` files whose names are not report keys to `rejected/`: they were not written
+    /// by the agent and must neither be sent nor count against [`MAX_PENDING`]. Returns (name, why).
+    pub fn sweep(&self) -> Result<Vec<(String, String)>, SpoolError> {
+        let mut moved = Vec::new();
+        for (stem, path) in self.json_names()? {
+            if is_key(&stem) {
+                continue;
+            }
+            let why = "not a spool entry: its name is not a report key".to_string();
+            tracing::warn!(path = %path.display(), "{why}; moved to rejected/");
+            self.set_aside(&path, &why)?;
+            moved.push((stem, why));
+        }
+        Ok(moved)
+    }
+
+    /// Read one entry's envelope: a regular file (never a link, FIFO or device), at most
+    /// [`MAX_ENTRY_BYTES`], in this agent's envelope format.
+    pub fn load(&self, entry: &Entry) -> Result<Envelope, String> {
+        let bytes = crate::localfs::read_regular(
+            &entry.path,
+            MAX_ENTRY_BYTES,
+            crate::localfs::Links::Refuse,
+        )
+        .map_err(|e| format!("reading: {e}"))?;
+        let env = serde_json::from_slice::<Envelope>(&bytes).map_err(|e| e.to_string())?;
+        if env.format != ENVELOPE_FORMAT {
+            return Err(format!(
+                "envelope format {} (this agent reads {ENVELOPE_FORMAT})",
+                env.format
+            ));
+        }
+        Ok(env)
+    }
+
+    /// Drop the oldest entries beyond [`MAX_PENDING`], never `keep` (this run's own report);
+    /// returns the keys dropped.
+    pub fn trim(&self, keep: Option<&str>) -> Result<Vec<String>, SpoolError> {
         let pending = self.pending()?;
-        let excess = pending.len().saturating_sub(MAX_PENDING);
+        let mut excess = pending.len().saturating_sub(MAX_PENDING);
         let mut dropped = Vec::new();
-        for e in pending.into_iter().take(excess) {
+        for e in pending {
+            if excess == 0 {
+                break;
+            }
+            if Some(e.key.as_str()) == keep {
+                continue;
+            }
             fs::remove_file(&e.path).map_err(io_err(&e.path, "removing"))?;
             dropped.push(e.key);
+            excess -= 1;
         }
         Ok(dropped)
     }
@@ -234,12 +352,32 @@ impl Spool {
         self.set_aside(&path, reason)
     }
 
-    /// The key of the newest report the service accepted.
+    /// The key of the newest report the service accepted, when the marker can be trusted: a
+    /// marker that is not a key, or lies more than [`MARKER_SKEW`] in the future (the clock
+    /// stepped back, or it was tampered with), is ignored with a warning.
     pub fn last_delivered(&self) -> Option<String> {
-        fs::read_to_string(self.dir.join(LAST_DELIVERED))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+        let path = self.dir.join(LAST_DELIVERED);
+        let text = match crate::localfs::read_regular_text(&path, 64, crate::localfs::Links::Refuse)
+        {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() => return None,
+            Err(e) => {
+                tracing::warn!("ignoring the delivered marker: {e}");
+                return None;
+            }
+        };
+        let key = text.trim();
+        if !is_key(key) {
+            tracing::warn!(path = %path.display(), "ignoring the delivered marker: not a report key");
+            return None;
+        }
+        let nanos: i128 = key[..20].parse().unwrap_or(i128::MAX);
+        let now = jiff::Timestamp::now().as_nanosecond();
+        if nanos > now + MARKER_SKEW.as_nanos() as i128 {
+            tracing::warn!(path = %path.display(), key, "ignoring the delivered marker: it lies in the future (the clock stepped back?)");
+            return None;
+        }
+        Some(key.to_string())
     }
 
     pub fn set_last_delivered(&self, key: &str) -> Result<(), SpoolError> {
