@@ -16,6 +16,10 @@ pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
 
 /// sshd refuses Include nesting deeper than this (`SERVCONF_MAX_DEPTH` in OpenSSH).
 const MAX_DEPTH: usize = 16;
+/// The most files one configuration may splice in, counting a file each time it is included:
+/// includes that fan out (each file including the next several times) would otherwise take
+/// exponential time. Real configurations include a handful.
+pub const MAX_INCLUDED_FILES: usize = 1024;
 
 /// Where a global value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,43 +66,68 @@ impl SshdConfig {
             Err(e) => return Err(SshdError::Read(e.to_string())),
             Ok(_) => {}
         }
-        let mut stack = Vec::new();
-        cfg.parse_file(sysroot, SSHD_CONFIG, true, &mut stack)?;
+        let mut walk = Walk::default();
+        cfg.parse_file(sysroot, SSHD_CONFIG, true, None, &mut walk)?;
         Ok(cfg)
     }
 
-    /// Parse one file. `active` is false inside a `Match` block of the including file.
+    /// Parse one file. `active` is false inside a `Match` block of the including file; `from`
+    /// is the `Include` line (file, line) that splices it in.
     fn parse_file(
         &mut self,
         sysroot: &Sysroot,
         path: &str,
         active: bool,
-        stack: &mut Vec<String>,
+        from: Option<(&str, usize)>,
+        walk: &mut Walk,
     ) -> Result<(), SshdError> {
-        if stack.iter().any(|p| p == path) {
-            return Err(SshdError::Syntax {
-                path: stack.last().cloned().unwrap_or_default(),
-                line: 0,
-                message: format!("Include loop: {} -> {path}", stack.join(" -> ")),
-            });
+        let at_include = |message: String| {
+            let (file, line) = from.unwrap_or((path, 0));
+            SshdError::Syntax {
+                path: file.to_string(),
+                line,
+                message,
+            }
+        };
+        if walk.stack.iter().any(|p| p == path) {
+            return Err(at_include(format!(
+                "Include loop: {} -> {path}",
+                walk.stack.join(" -> ")
+            )));
         }
-        if stack.len() >= MAX_DEPTH {
-            return Err(SshdError::Syntax {
-                path: path.into(),
-                line: 0,
-                message: format!("Include nested more than {MAX_DEPTH} deep"),
-            });
+        if walk.stack.len() >= MAX_DEPTH {
+            return Err(at_include(format!(
+                "Include nested more than {MAX_DEPTH} deep"
+            )));
         }
-        let bytes = sysroot
-            .read(path)
-            .map_err(|e| SshdError::Read(e.to_string()))?;
-        let text = std::str::from_utf8(&bytes).map_err(|e| SshdError::Syntax {
-            path: path.into(),
-            line: line_of(&bytes, e.valid_up_to()),
-            message: "not a text file (invalid UTF-8)".into(),
-        })?;
-        self.files.push(path.to_string());
-        stack.push(path.to_string());
+        walk.included += 1;
+        if walk.included > MAX_INCLUDED_FILES {
+            return Err(at_include(format!(
+                "Include expands to more than {MAX_INCLUDED_FILES} files in all (includes that fan out); not evaluated further"
+            )));
+        }
+        let text = match walk.texts.get(path) {
+            Some(text) => std::sync::Arc::clone(text),
+            None => {
+                let bytes = sysroot
+                    .read(path)
+                    .map_err(|e| SshdError::Read(e.to_string()))?;
+                let text: std::sync::Arc<str> = std::str::from_utf8(&bytes)
+                    .map_err(|e| SshdError::Syntax {
+                        path: path.into(),
+                        line: line_of(&bytes, e.valid_up_to()),
+                        message: "not a text file (invalid UTF-8)".into(),
+                    })?
+                    .into();
+                walk.texts
+                    .insert(path.to_string(), std::sync::Arc::clone(&text));
+                text
+            }
+        };
+        if !self.files.iter().any(|f| f == path) {
+            self.files.push(path.to_string());
+        }
+        walk.stack.push(path.to_string());
         let mut active = active;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -126,7 +155,7 @@ impl SshdConfig {
                         let files = sysroot.glob(&pattern).map_err(|e| syntax(e.to_string()))?;
                         for file in files {
                             let file = file.display().to_string();
-                            self.parse_file(sysroot, &file, active, stack)?;
+                            self.parse_file(sysroot, &file, active, Some((path, line)), walk)?;
                         }
                     }
                 }
@@ -141,9 +170,18 @@ impl SshdConfig {
                 _ => {}
             }
         }
-        stack.pop();
+        walk.stack.pop();
         Ok(())
     }
+}
+
+/// The state of one configuration's include expansion: the files being read (for loops and
+/// depth), how many files were spliced in so far, and each file's text, read once.
+#[derive(Default)]
+struct Walk {
+    stack: Vec<String>,
+    included: usize,
+    texts: HashMap<String, std::sync::Arc<str>>,
 }
 
 fn line_of(bytes: &[u8], offset: usize) -> usize {
@@ -302,8 +340,8 @@ mod tests {
         ]);
         let e = SshdConfig::read(&root).unwrap_err().to_string();
         assert!(
-            e.contains("Include loop") && e.contains("/etc/ssh/a.conf"),
-            "{e}"
+            e.starts_with("/etc/ssh/b.conf:1: Include loop") && e.contains("/etc/ssh/a.conf"),
+            "the loop is reported at the Include line that closes it: {e}"
         );
 
         let (d, root) = tree(&[("/etc/ssh/sshd_config", "PermitRootLogin no\n")]);
@@ -328,5 +366,45 @@ mod tests {
             e,
             SshdError::Read("/etc/ssh/sshd_config is a dangling symlink".into())
         );
+    }
+
+    #[test]
+    fn includes_that_fan_out_are_bounded_in_total_work() {
+        // 12 files, each including the next 4 times: 4^12 (16 million) inclusions for a naive
+        // reader, within sshd's depth limit
+        let mut files: Vec<(String, String)> = (0..12)
+            .map(|i| {
+                (
+                    format!("/etc/ssh/f{i}.conf"),
+                    format!("Include f{}.conf\n", i + 1).repeat(4),
+                )
+            })
+            .collect();
+        files.push(("/etc/ssh/f12.conf".into(), "PermitRootLogin no\n".into()));
+        files.push(("/etc/ssh/sshd_config".into(), "Include f0.conf\n".into()));
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        let (_d, root) = tree(&refs);
+        let start = std::time::Instant::now();
+        let e = SshdConfig::read(&root).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("more than {MAX_INCLUDED_FILES} files")) && e.contains(".conf:"),
+            "{e}"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "bounded, not hours"
+        );
+        // a modest fan-out within the bound still computes the configuration
+        let (_d, root) = tree(&[
+            ("/etc/ssh/sshd_config", "Include a.conf\nInclude a.conf\n"),
+            ("/etc/ssh/a.conf", "Include b.conf b.conf\n"),
+            ("/etc/ssh/b.conf", "PermitRootLogin no\n"),
+        ]);
+        let cfg = SshdConfig::read(&root).unwrap();
+        assert_eq!(cfg.settings["permitrootlogin"].value, "no");
+        assert_eq!(cfg.files.len(), 3, "each file listed once: {:?}", cfg.files);
     }
 }

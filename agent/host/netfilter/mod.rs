@@ -943,9 +943,25 @@ pub fn parse_nft_conf(
         sources: vec![source.to_string()],
     };
     let mut defines: HashMap<String, String> = HashMap::new();
-    conf_into(text, source, include, &mut defines, &mut rs, 0)?;
+    let mut included = 0;
+    conf_into(
+        text,
+        source,
+        include,
+        &mut defines,
+        &mut rs,
+        0,
+        &mut included,
+    )?;
     Ok(rs)
 }
+
+/// The most files one nftables configuration may include, counting a file each time it is
+/// included (includes that fan out would otherwise take exponential time).
+pub const MAX_INCLUDED_FILES: usize = 1024;
+/// The longest a statement may grow by `$variable` expansion (defines that each double the
+/// previous one would otherwise take gigabytes).
+pub const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 fn conf_into(
     text: &str,
@@ -954,6 +970,7 @@ fn conf_into(
     defines: &mut HashMap<String, String>,
     rs: &mut Ruleset,
     depth: usize,
+    included: &mut usize,
 ) -> Result<(), NetfilterError> {
     // Join statements: a line with unbalanced `{` of a set/anonymous set continues on the next.
     let mut stmts: Vec<(usize, String)> = Vec::new();
@@ -993,7 +1010,7 @@ fn conf_into(
         if st.is_empty() {
             continue;
         }
-        let st = substitute(&st, defines);
+        let st = substitute(&st, defines).map_err(&err)?;
         let words: Vec<&str> = st.split_whitespace().collect();
         match words.as_slice() {
             ["define", name, "=", rest @ ..] => {
@@ -1004,7 +1021,13 @@ fn conf_into(
                     return Err(err("includes nested too deep".into()));
                 }
                 for (p, text) in include(path.trim_matches('"'))? {
-                    conf_into(&text, &p, include, defines, rs, depth + 1)?;
+                    *included += 1;
+                    if *included > MAX_INCLUDED_FILES {
+                        return Err(err(format!(
+                            "include expands to more than {MAX_INCLUDED_FILES} files in all (includes that fan out); not evaluated further"
+                        )));
+                    }
+                    conf_into(&text, &p, include, defines, rs, depth + 1, included)?;
                 }
             }
             ["flush", ..] | ["}"] if table.is_none() => {}
@@ -1124,12 +1147,37 @@ fn split_top(line: &str) -> Vec<&str> {
     out
 }
 
-fn substitute(st: &str, defines: &HashMap<String, String>) -> String {
-    let mut out = st.to_string();
-    for (k, v) in defines {
-        out = out.replace(&format!("${k}"), v);
+/// Replace each `$name` (the longest name: `$v43` is never `$v4` followed by `3`) by its define's
+/// value; a name that is not defined stays as written. An expansion past
+/// [`MAX_STATEMENT_BYTES`] is an error.
+fn substitute(st: &str, defines: &HashMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(st.len());
+    let mut rest = st;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..end];
+        match defines.get(name) {
+            Some(value) => {
+                if out.len() + value.len() + after.len() - end > MAX_STATEMENT_BYTES {
+                    return Err(format!(
+                        "${name} expands this statement past {MAX_STATEMENT_BYTES} bytes (defines that grow without bound); not evaluated"
+                    ));
+                }
+                out.push_str(value);
+            }
+            None => {
+                out.push('$');
+                out.push_str(name);
+            }
+        }
+        rest = &after[end..];
     }
-    out
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// `{ 0, 998 }` or `0` → values.
@@ -1404,5 +1452,64 @@ mod tests {
             ..world
         };
         assert!(matches!(rs.fate(&established, &names), Fate::Passed { .. }));
+    }
+
+    #[test]
+    fn defines_that_double_are_an_error_not_gigabytes() {
+        let mut conf = String::from("define v0 = 169.254.169.254\n");
+        for i in 1..44 {
+            conf.push_str(&format!("define v{i} = $v{} $v{}\n", i - 1, i - 1));
+        }
+        conf.push_str("table inet f {\n chain o {\n  type filter hook output priority 0; policy accept;\n  ip daddr $v43 drop\n }\n}\n");
+        let e = parse_nft_conf(&conf, "/etc/nftables.conf", &mut no_include)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/nftables.conf:")
+                && e.contains(&format!("past {MAX_STATEMENT_BYTES} bytes")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn includes_that_fan_out_are_bounded_in_total_work() {
+        // 8 levels of 10 includes each: 10^8 files for a naive reader
+        let mut include = |pattern: &str| -> Result<Vec<(String, String)>, NetfilterError> {
+            let level: usize = pattern
+                .trim_start_matches("/etc/l")
+                .trim_end_matches(".nft")
+                .parse()
+                .unwrap();
+            let text = if level < 8 {
+                format!("include \"/etc/l{}.nft\"\n", level + 1).repeat(10)
+            } else {
+                "define x = 1\n".to_string()
+            };
+            Ok(vec![(pattern.to_string(), text)])
+        };
+        let start = std::time::Instant::now();
+        let e = parse_nft_conf(
+            "include \"/etc/l1.nft\"\n",
+            "/etc/nftables.conf",
+            &mut include,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!("more than {MAX_INCLUDED_FILES} files")),
+            "{e}"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_variable_is_never_taken_for_a_longer_ones_prefix() {
+        let mut defines = HashMap::new();
+        defines.insert("v4".to_string(), "X".to_string());
+        defines.insert("v43".to_string(), "Y".to_string());
+        assert_eq!(
+            substitute("a $v43 $v4 $v44 $", &defines).unwrap(),
+            "a Y X $v44 $"
+        );
     }
 }
