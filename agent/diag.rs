@@ -46,16 +46,32 @@ pub struct SourceFile {
     /// `baseline/common.toml` for embedded baselines, else the path as given.
     pub name: String,
     pub text: String,
+    /// Byte offsets where lines start, computed on first use, so that positioning every rule
+    /// of a large file costs a binary search each, not a rescan of the text.
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+            line_starts: std::sync::OnceLock::new(),
+        }
+    }
+
     /// 1-based (line, column) of a byte offset; columns count characters, not bytes.
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        // the last line start at or before the offset
+        let line = starts.partition_point(|&s| s <= offset);
+        let line_start = starts[line - 1];
+        let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
 
@@ -132,14 +148,26 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_and_count_chars() {
-        let src = SourceFile {
-            name: "x.toml".into(),
-            text: "a = 1\nbé = 2\n".into(),
-        };
+        let src = SourceFile::new("x.toml", "a = 1\nbé = 2\n");
         assert_eq!(src.position(0), (1, 1));
         assert_eq!(src.position(6), (2, 1));
         // byte 9 is after "bé " (b=1 byte, é=2 bytes, space=1): column 4
         assert_eq!(src.position(10), (2, 4));
         assert_eq!(src.error(6..7, "bad").to_string(), "x.toml:2:1: error: bad");
+        // past the end, inside a multi-byte character, on a newline
+        assert_eq!(src.position(1000), (3, 1));
+        assert_eq!(src.position(8), (2, 2));
+        assert_eq!(src.position(5), (1, 6));
+    }
+
+    #[test]
+    fn positioning_every_line_of_a_large_file_is_not_quadratic() {
+        let text = "k = 1\n".repeat(200_000);
+        let src = SourceFile::new("big.toml", text);
+        let start = std::time::Instant::now();
+        for line in (0..200_000).step_by(7) {
+            assert_eq!(src.position(line * 6 + 2), (line + 1, 3));
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 }

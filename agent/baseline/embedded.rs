@@ -46,10 +46,7 @@ pub fn load(name: &str) -> Result<Option<Layer>, BaselineError> {
 }
 
 fn parse(stem: &str, text: &str) -> Result<Layer, BaselineError> {
-    let source = SourceFile {
-        name: format!("baseline/{stem}.toml"),
-        text: text.to_string(),
-    };
+    let source = SourceFile::new(format!("baseline/{stem}.toml"), text.to_string());
     Layer::parse(source, format!("embedded:{stem}")).map_err(BaselineError::Invalid)
 }
 

@@ -146,10 +146,7 @@ impl Layer {
     /// baselines belong to the auditor, not to the audited image).
     pub fn load_file(path: &Path) -> Result<Layer, BaselineError> {
         let text = read_source(path)?;
-        let source = SourceFile {
-            name: path.display().to_string(),
-            text,
-        };
+        let source = SourceFile::new(path.display().to_string(), text);
         Layer::parse(source, path.display().to_string()).map_err(BaselineError::Invalid)
     }
 }

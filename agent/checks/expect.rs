@@ -231,10 +231,7 @@ mod tests {
         struct W {
             expect: Spanned<ExpectSpec>,
         }
-        let src = SourceFile {
-            name: "t.toml".into(),
-            text: toml_text.into(),
-        };
+        let src = SourceFile::new("t.toml", toml_text);
         let w: W = toml::from_str(toml_text).map_err(|e| vec![e.to_string()])?;
         let mut d = Diagnostics::new(&src);
         Expect::compile(&w.expect, ignore_case, &mut d)

@@ -674,10 +674,7 @@ mod tests {
 
     #[test]
     fn params_are_validated() {
-        let src = crate::diag::SourceFile {
-            name: "t.toml".into(),
-            text: " ".repeat(4),
-        };
+        let src = crate::diag::SourceFile::new("t.toml", " ".repeat(4));
         let mut diags = Diagnostics::new(&src);
         let f = Firewall {
             id: Spanned::new(0..1, "x".into()),

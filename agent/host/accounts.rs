@@ -6,8 +6,38 @@ use std::collections::HashMap;
 
 use crate::sysroot::Sysroot;
 
-/// Parsed entries plus the `(line, text)` of lines that could not be parsed.
+/// Parsed entries plus, for each line that could not be parsed, its number and what is wrong with
+/// it. The description never quotes the line: a malformed line of these files may hold a password
+/// hash in any field, so only its shape and a field that is a plausible user name are shown.
 pub type Parsed<T> = (Vec<T>, Vec<(usize, String)>);
+
+/// `name` when it is a plausible user name (letters, digits, `_`, `-`, `.`, `@`, a final `$`, at
+/// most 32 characters, not starting with `-`): a line whose name field is anything else (a hash
+/// written there, `$6$...`) is malformed, and its name is never echoed.
+fn shown_name(name: &str) -> Option<&str> {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    let ok = !body.is_empty()
+        && name.len() <= 32
+        && !body.starts_with('-')
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
+    ok.then_some(name)
+}
+
+/// What is wrong with a line of `fields`, naming the entry only by a plausible user name.
+fn malformed(fields: &[&str], expected: usize, what: &str) -> String {
+    let who = fields
+        .first()
+        .and_then(|n| shown_name(n))
+        .map(|n| format!("entry `{n}`: "))
+        .unwrap_or_default();
+    if fields.len() != expected {
+        format!("{who}{} fields, {expected} expected", fields.len())
+    } else {
+        format!("{who}{what}")
+    }
+}
 
 /// One `/etc/passwd` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +86,7 @@ pub fn parse_passwd(text: &str) -> Parsed<PasswdEntry> {
             .then(|| Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?)))
             .flatten();
         match parsed {
-            Some((uid, gid)) if !f[0].is_empty() => entries.push(PasswdEntry {
+            Some((uid, gid)) if shown_name(f[0]).is_some() => entries.push(PasswdEntry {
                 name: f[0].to_string(),
                 password: f[1].to_string(),
                 uid,
@@ -65,7 +95,14 @@ pub fn parse_passwd(text: &str) -> Parsed<PasswdEntry> {
                 shell: f[6].to_string(),
                 line: i + 1,
             }),
-            _ => bad.push((i + 1, line.to_string())),
+            _ => bad.push((
+                i + 1,
+                malformed(
+                    &f,
+                    7,
+                    "a user name that is not a name, or a uid or gid that is not a number",
+                ),
+            )),
         }
     }
     (entries, bad)
@@ -80,8 +117,8 @@ pub fn parse_shadow(text: &str) -> Parsed<ShadowEntry> {
             continue;
         }
         let f: Vec<&str> = line.split(':').collect();
-        if f.len() != 9 || f[0].is_empty() {
-            bad.push((i + 1, format!("{}:…", f[0]))); // never echo a hash
+        if f.len() != 9 || shown_name(f[0]).is_none() {
+            bad.push((i + 1, malformed(&f, 9, "a user name that is not a name")));
             continue;
         }
         entries.push(ShadowEntry {
@@ -156,8 +193,8 @@ pub fn read_database<T>(
     let bytes = sysroot.read(path).map_err(|e| e.to_string())?;
     let (entries, bad) = parse(&String::from_utf8_lossy(&bytes));
     match bad.first() {
-        Some((line, text)) => Err(format!(
-            "{path}:{line}: malformed entry `{text}` ({} malformed in all)",
+        Some((line, what)) => Err(format!(
+            "{path}:{line}: malformed entry ({what}); {} malformed in all",
             bad.len()
         )),
         None => Ok(entries),
@@ -191,7 +228,28 @@ mod tests {
         let (e, bad) = parse_shadow("root:*:1:0:99999:7:::\nadmin:!$6$x:1::::::\nuser:$6$abc:1::::::\nempty::1::::::\nshort:x\n");
         let locked: Vec<bool> = e.iter().map(ShadowEntry::is_locked).collect();
         assert_eq!(locked, vec![true, true, false, false]);
-        assert_eq!(bad, vec![(5, "short:…".to_string())]);
+        assert_eq!(
+            bad,
+            vec![(5, "entry `short`: 2 fields, 9 expected".to_string())]
+        );
+    }
+
+    #[test]
+    fn malformed_lines_never_show_a_hash() {
+        const HASH: &str = "$6$rounds=5000$saltsalt$0123456789abcdefABCDEF";
+        // a hash in field 2 of an 8-field passwd line, a hash before the first colon of shadow
+        let (_, bad) = parse_passwd(&format!("alice:{HASH}:1000:1000::/home/alice:/bin/sh:x\n"));
+        assert_eq!(
+            bad,
+            vec![(1, "entry `alice`: 8 fields, 7 expected".to_string())]
+        );
+        let (_, bad) = parse_shadow(&format!("{HASH}:bob:1::::::\n"));
+        assert_eq!(bad, vec![(1, "a user name that is not a name".to_string())]);
+        let (_, bad) = parse_passwd(&format!("{HASH}\n"));
+        assert!(!bad[0].1.contains("rounds"), "{bad:?}");
+        for (_, what) in parse_shadow(&format!("{HASH}\n")).1 {
+            assert!(!what.contains("salt"), "{what}");
+        }
     }
 
     #[test]
