@@ -144,6 +144,8 @@ pub fn evaluate(rule: &Rule, cx: &Context<'_>) -> RuleResult {
         }
         other => other,
     };
+    // evidence and causes quote the audited system: bounded and without control characters
+    let outcome = outcome.bounded();
     let us = start.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
     tracing::trace!(rule = %rule.meta.id, status = %outcome.status(), us, "rule evaluated");
     RuleResult::new(&rule.meta, outcome, us)

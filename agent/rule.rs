@@ -255,6 +255,79 @@ impl Outcome {
     }
 }
 
+/// The most characters one evidence field or error cause keeps: a hostile or broken file must not
+/// fill a report (or SSM, or a terminal) with megabytes of its content.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// Text that may come from the audited system, made safe to show: control characters other than
+/// newline and tab written as `\u{..}` escapes (no terminal escape sequences reach a log or a
+/// text report), and at most [`MAX_TEXT_CHARS`] characters, the cut said with its size.
+pub fn bounded_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if text.len() <= MAX_TEXT_CHARS && !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::new();
+    let mut shown = 0;
+    for (i, c) in text.char_indices() {
+        if shown >= MAX_TEXT_CHARS {
+            out.push_str(&format!("… [{} more bytes]", text.len() - i));
+            break;
+        }
+        if unsafe_char(c) {
+            let escaped = c.escape_unicode().to_string();
+            shown += escaped.len();
+            out.push_str(&escaped);
+        } else {
+            shown += 1;
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn bound(text: &mut String) {
+    if let std::borrow::Cow::Owned(b) = bounded_text(text) {
+        *text = b;
+    }
+}
+
+impl Evidence {
+    /// Every field through [`bounded_text`].
+    pub fn bounded(mut self) -> Evidence {
+        for field in [&mut self.path, &mut self.found, &mut self.expected]
+            .into_iter()
+            .flatten()
+        {
+            bound(field);
+        }
+        bound(&mut self.message);
+        self
+    }
+}
+
+impl Outcome {
+    /// Every text of the outcome through [`bounded_text`].
+    pub fn bounded(self) -> Outcome {
+        match self {
+            Outcome::Pass { evidence } => Outcome::Pass {
+                evidence: evidence.into_iter().map(Evidence::bounded).collect(),
+            },
+            Outcome::Fail { evidence } => Outcome::Fail {
+                evidence: evidence.into_iter().map(Evidence::bounded).collect(),
+            },
+            Outcome::NotApplicable { mut reason } => {
+                bound(&mut reason);
+                Outcome::NotApplicable { reason }
+            }
+            Outcome::Error { mut cause } => {
+                bound(&mut cause);
+                Outcome::Error { cause }
+            }
+        }
+    }
+}
+
 /// The outcome without its payload, for counting and sorting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -285,5 +358,29 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_the_host_is_bounded_and_has_no_control_characters() {
+        assert!(matches!(
+            bounded_text("plain\ttext\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(bounded_text("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        let huge = "x".repeat(2 * 1024 * 1024);
+        let b = bounded_text(&huge);
+        assert!(b.len() < MAX_TEXT_CHARS + 40, "{}", b.len());
+        assert!(b.ends_with(&format!("… [{} more bytes]", huge.len() - MAX_TEXT_CHARS)));
+        let cause = format!("dpkg status: bad line `{}`", "\u{0}\u{7f}é".repeat(100_000));
+        let Outcome::Error { cause } = Outcome::error(cause).bounded() else {
+            unreachable!()
+        };
+        assert!(cause.chars().count() < MAX_TEXT_CHARS + 40);
+        assert!(!cause.chars().any(|c| c.is_control()), "{cause}");
     }
 }

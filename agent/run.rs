@@ -85,6 +85,12 @@ pub enum RunError {
         baseline: String,
         known: BTreeSet<String>,
     },
+    #[error("no rule of baseline `{baseline}` is selected for stage {stage}{filters}: a run that checks nothing cannot pass")]
+    NothingSelected {
+        baseline: String,
+        stage: Stage,
+        filters: String,
+    },
     #[error(transparent)]
     Imds(#[from] ImdsError),
 }
@@ -116,6 +122,23 @@ pub fn check(plan: &CheckPlan) -> Result<Report, RunError> {
         probes: plan.probes.clone(),
     };
     let selected = engine::select(&baseline, &opts);
+    if selected.is_empty() {
+        let flags: Vec<String> = [("--only", &plan.only), ("--skip", &plan.skip)]
+            .into_iter()
+            .filter(|(_, families)| !families.is_empty())
+            .map(|(flag, families)| format!("{flag} {}", families.join(",")))
+            .collect();
+        let filters = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", flags.join(" "))
+        };
+        return Err(RunError::NothingSelected {
+            baseline: baseline.name.clone(),
+            stage: plan.stage,
+            filters,
+        });
+    }
     if plan.refresh_metadata
         && !plan.offline
         && selected.iter().any(|r| r.check.reads_package_metadata())

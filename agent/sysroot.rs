@@ -374,7 +374,7 @@ impl Sysroot {
         for (index, part) in parts.iter().enumerate() {
             let is_last = index + 1 == parts.len();
             candidates = match part {
-                GlobPart::Literal(name) => self.glob_literal(candidates, name, is_last),
+                GlobPart::Literal(name) => self.glob_literal(candidates, name, is_last)?,
                 GlobPart::Pattern(pat) => self.glob_pattern(candidates, pat)?,
             };
         }
@@ -387,13 +387,26 @@ impl Sysroot {
     }
 
     /// Appends a literal glob component. The final one must exist (even as a dangling
-    /// link); intermediate ones are checked when their directory is listed or at the end.
-    fn glob_literal(&self, candidates: Vec<PathBuf>, name: &str, is_last: bool) -> Vec<PathBuf> {
-        candidates
-            .into_iter()
-            .map(|dir| dir.join(name))
-            .filter(|p| !is_last || self.symlink_metadata(p).is_ok())
-            .collect()
+    /// link); intermediate ones are checked when their directory is listed or at the end. A path
+    /// that cannot be looked at (permission denied, an I/O error) is an error, never "absent".
+    fn glob_literal(
+        &self,
+        candidates: Vec<PathBuf>,
+        name: &str,
+        is_last: bool,
+    ) -> Result<Vec<PathBuf>, SysrootError> {
+        let mut out = Vec::new();
+        for p in candidates.into_iter().map(|dir| dir.join(name)) {
+            if is_last {
+                match self.symlink_metadata(&p) {
+                    Ok(_) => {}
+                    Err(e) if is_no_match(&e) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            out.push(p);
+        }
+        Ok(out)
     }
 
     /// Expands one wildcard component against each candidate directory's listing.

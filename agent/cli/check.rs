@@ -15,7 +15,7 @@ use ec2_harden::run::{self, CheckPlan, RunError};
 use super::ssm::{parameter_digest, publish_digest, report_ssm, SsmArgs};
 use ec2_harden::host::imds;
 
-use super::{digest_arg, out, refs, CliResult, Exit, Failure, StageArg};
+use super::{digest_arg, out, refs, stdout_was_closed, CliResult, Exit, Failure, StageArg};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -99,6 +99,11 @@ pub fn check(args: CheckArgs) -> CliResult {
             "--offline forbids network calls: it cannot be combined with --report ssm or the digest parameters"
         )));
     }
+    if args.output.is_none() && args.report.is_none() && stdout_was_closed() {
+        return Err(Failure::internal(anyhow::anyhow!(
+            "stdout is closed: the report has nowhere to go (give --output FILE, or --report ssm)"
+        )));
+    }
     let expect_digest = match &args.fim_expect_digest_parameter {
         Some(name) => Some(parameter_digest(name, args.ssm.region.as_deref())?),
         None => digest_arg("--fim-expect-digest", args.fim_expect_digest.as_deref())?,
@@ -136,7 +141,10 @@ pub fn check(args: CheckArgs) -> CliResult {
             output::write_atomic(path, rendered.as_bytes())
                 .with_context(|| format!("writing the report to {}", path.display()))
                 .map_err(Failure::internal)?;
-            out(&report.render(Format::Text))?;
+            // the report is safe in the file; the summary on stdout is a courtesy
+            if let Err(f) = out(&report.render(Format::Text)) {
+                tracing::warn!("{:#}", f.error);
+            }
         }
         None => out(&rendered)?,
     }

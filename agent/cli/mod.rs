@@ -128,6 +128,29 @@ fn out(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// True when the process started with stdout closed (`>&-`): Rust's runtime then puts `/dev/null`
+/// there, opened read-write, where a shell's `>/dev/null` opens it write-only. A report written
+/// there would be lost without a word.
+fn stdout_was_closed() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let stdout = std::io::stdout();
+    let fd = stdout.as_fd();
+    let Ok(flags) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL) else {
+        return true;
+    };
+    let read_write = nix::fcntl::OFlag::from_bits_truncate(flags) & nix::fcntl::OFlag::O_ACCMODE
+        == nix::fcntl::OFlag::O_RDWR;
+    let Ok(owned) = fd.try_clone_to_owned() else {
+        return true;
+    };
+    let Ok(md) = std::fs::File::from(owned).metadata() else {
+        return true;
+    };
+    let dev_null = std::fs::metadata("/dev/null").map(|n| n.rdev()).ok();
+    read_write && md.file_type().is_char_device() && Some(md.rdev()) == dev_null
+}
+
 pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Check(args) => check::check(args),

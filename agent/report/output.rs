@@ -3,7 +3,10 @@
 //! contents go to a fresh temporary file in the target's directory (created exclusively, mode 0666
 //! less the umask), are synced, renamed over the target, and the directory is synced so the rename
 //! survives a crash. On any error before the rename the temporary file is removed and an existing
-//! target is left untouched. A symlink at the target is replaced, not followed. Errors name the path.
+//! target is left untouched. A symlink at the target is replaced, not followed. A target that is
+//! not a regular file (a device such as `/dev/null`, a FIFO, `/dev/stdout` and other links to
+//! one, a directory) is refused and left as it is: replacing it would destroy a node of the host.
+//! Errors name the path.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -30,6 +33,20 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> io::Result<
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    // what the path names now, following links: only a regular file (or nothing) may be replaced
+    match fs::metadata(path) {
+        Ok(md) if !md.is_file() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "refusing to replace {}: it is a {}, not a regular file",
+                    path.display(),
+                    crate::localfs::kind_of(md.file_type())
+                ),
+            ))
+        }
+        _ => {}
+    }
 
     let (tmp_path, mut file) = create_temp(dir, &name.to_string_lossy(), mode)
         .map_err(|e| annotate(path, "creating a temporary file", e))?;
@@ -87,7 +104,7 @@ fn annotate(path: &Path, doing: &str, e: io::Error) -> io::Error {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
     use super::*;
 
@@ -196,5 +213,30 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(fs::read_to_string(&link).unwrap(), "new");
+    }
+
+    #[test]
+    fn devices_fifos_and_links_to_them_are_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let to_null = dir.path().join("null");
+        std::os::unix::fs::symlink("/dev/null", &to_null).unwrap();
+        for target in [
+            fifo.as_path(),
+            to_null.as_path(),
+            Path::new("/dev/null"),
+            dir.path(),
+        ] {
+            let err = write_atomic(target, b"x").unwrap_err().to_string();
+            assert!(err.starts_with("refusing to replace"), "{err}");
+        }
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        assert!(fs::symlink_metadata(&to_null).unwrap().is_symlink());
+        assert!(fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert_eq!(entries(dir.path()), ["fifo", "null"], "no temp file left");
     }
 }

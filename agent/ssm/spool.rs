@@ -382,6 +382,10 @@ impl Spool {
 
     pub fn set_last_delivered(&self, key: &str) -> Result<(), SpoolError> {
         let path = self.dir.join(LAST_DELIVERED);
+        // a marker that is not a regular file (a link, a FIFO planted in the spool) is replaced
+        if fs::symlink_metadata(&path).is_ok_and(|md| !md.is_file()) {
+            fs::remove_file(&path).map_err(io_err(&path, "removing the odd marker"))?;
+        }
         output::write_atomic_mode(&path, format!("{key}\n").as_bytes(), 0o600)
             .map_err(io_err(&path, "writing"))
     }
