@@ -29,3 +29,6 @@ pub mod rule;
 pub mod run;
 pub mod ssm;
 pub mod sysroot;
+
+#[cfg(test)]
+mod fuzz;

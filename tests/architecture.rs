@@ -17,6 +17,8 @@ const LAYERS: &[&[&str]] = &[
     &["engine"],
     &["ssm"],
     &["run"],
+    // test-only: the fuzz targets drive parsers of every layer
+    &["fuzz"],
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

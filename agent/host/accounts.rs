@@ -166,7 +166,7 @@ impl Accounts {
 }
 
 /// `name:x:GID:members` lines → gid → name (first name wins for a duplicated gid, as getgrgid does).
-fn parse_group_ids(text: &str) -> HashMap<u32, String> {
+pub(crate) fn parse_group_ids(text: &str) -> HashMap<u32, String> {
     let mut map = HashMap::new();
     for line in text.lines() {
         let mut fields = line.split(':');

@@ -362,7 +362,7 @@ fn malformed(endpoint: &str, path: &str, why: impl Into<String>) -> ImdsError {
     }
 }
 
-fn parse_identity(endpoint: &str, body: &str) -> Result<Identity, ImdsError> {
+pub(crate) fn parse_identity(endpoint: &str, body: &str) -> Result<Identity, ImdsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Raw {
@@ -396,7 +396,7 @@ fn parse_identity(endpoint: &str, body: &str) -> Result<Identity, ImdsError> {
     })
 }
 
-fn parse_profile(endpoint: &str, body: &str) -> Result<InstanceProfile, ImdsError> {
+pub(crate) fn parse_profile(endpoint: &str, body: &str) -> Result<InstanceProfile, ImdsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Raw {
