@@ -290,21 +290,29 @@ impl Sysroot {
     /// larger (or sparse, hostile) file is an [`io::ErrorKind::InvalidData`] error, never an
     /// out-of-memory. Callers that need more stream from [`Sysroot::open_file`].
     pub fn read(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, SysrootError> {
+        self.read_limited(path, MAX_READ_BYTES)
+    }
+
+    /// [`Sysroot::read`] with a tighter limit, for files that are never large (configuration
+    /// files): a larger one is an error naming it, read no further than the limit.
+    pub fn read_limited(
+        &self,
+        path: impl AsRef<Path>,
+        limit: u64,
+    ) -> Result<Vec<u8>, SysrootError> {
         let path = path.as_ref();
+        let limit = limit.min(MAX_READ_BYTES);
         let mut buf = Vec::new();
         self.open_file(path)?
-            .take(MAX_READ_BYTES + 1)
+            .take(limit + 1)
             .read_to_end(&mut buf)
             .map_err(|e| err(path, e))?;
-        if buf.len() as u64 > MAX_READ_BYTES {
+        if buf.len() as u64 > limit {
             return Err(err(
                 path,
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "larger than {} MiB; refusing to read it whole",
-                        MAX_READ_BYTES >> 20
-                    ),
+                    format!("larger than {limit} bytes; refusing to read it whole"),
                 ),
             ));
         }

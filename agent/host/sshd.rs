@@ -20,6 +20,8 @@ const MAX_DEPTH: usize = 16;
 /// includes that fan out (each file including the next several times) would otherwise take
 /// exponential time. Real configurations include a handful.
 pub const MAX_INCLUDED_FILES: usize = 1024;
+/// The largest configuration file read (a real sshd_config is a few KiB).
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
 /// Where a global value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +112,7 @@ impl SshdConfig {
             Some(text) => std::sync::Arc::clone(text),
             None => {
                 let bytes = sysroot
-                    .read(path)
+                    .read_limited(path, MAX_FILE_BYTES)
                     .map_err(|e| SshdError::Read(e.to_string()))?;
                 let text: std::sync::Arc<str> = std::str::from_utf8(&bytes)
                     .map_err(|e| SshdError::Syntax {
