@@ -312,7 +312,11 @@ impl Sysroot {
                 path,
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("larger than {limit} bytes; refusing to read it whole"),
+                    if limit % (1 << 20) == 0 {
+                        format!("larger than {} MiB; refusing to read it whole", limit >> 20)
+                    } else {
+                        format!("larger than {limit} bytes; refusing to read it whole")
+                    },
                 ),
             ));
         }
