@@ -679,3 +679,119 @@ fn failed_init_keeps_the_previous_manifest() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(fs::read(f.manifest()).unwrap(), before);
 }
+
+/// Makes `depth` nested directories named `name` in `top` (created if missing), each relative to
+/// its parent's fd (the path soon outgrows PATH_MAX), and returns an fd of the deepest.
+fn fd_chain(top: &Path, name: &str, depth: usize) -> std::os::fd::OwnedFd {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    fs::create_dir_all(top).unwrap();
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut fd = open(top, flags, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        mkdirat(&fd, name, Mode::from_bits_truncate(0o755)).unwrap();
+        fd = openat(&fd, name, flags, Mode::empty()).unwrap();
+    }
+    fd
+}
+
+/// Writes `content` to the file `name` in the directory `dir`.
+fn write_at(dir: &std::os::fd::OwnedFd, name: &str, content: &str) {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
+    let fd = openat(dir, name, flags, Mode::from_bits_truncate(0o644)).unwrap();
+    fs::File::from(fd).write_all(content.as_bytes()).unwrap();
+}
+
+#[test]
+fn entries_beyond_path_max_are_sealed_and_a_tree_too_deep_is_reported_at_every_verify() {
+    let f = Fixture::new();
+    // 6 KB deep: recorded, hashed and compared like any other file.
+    let bottom = fd_chain(&f.p("etc/long"), &"n".repeat(100), 60);
+    write_at(&bottom, "f", "deep content");
+    f.init();
+    assert!(f.verify_lib(None).is_clean());
+    write_at(&bottom, "f", "deeper content");
+    let r = f.verify_lib(None);
+    assert_eq!(r.changes.len(), 1, "{:#?}", r.changes);
+    let c = &r.changes[0];
+    assert!(
+        c.path.len() > 6000 && c.path.ends_with(b"/f"),
+        "{}",
+        c.display_path()
+    );
+    assert_eq!(c.what, [What::Size { old: 12, new: 14 }]);
+
+    // Deeper than the walk goes (32 KiB of path): the directory where it stops is sealed with a
+    // note, and each verify reports it as not verifiable, like an unreadable file.
+    let _ = fd_chain(&f.p("etc/toodeep"), &"n".repeat(200), 170);
+    let (code, stdout, stderr) = f.fim("init", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(" files hashed, ") && stdout.contains(" 1 unreadable"),
+        "{stdout}"
+    );
+    for _ in 0..2 {
+        let (code, stdout, _) = f.fim("verify", &[]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(
+            stdout.contains("changes:  0 added, 0 removed, 1 changed"),
+            "{stdout}"
+        );
+        let r = f.verify_lib(None);
+        assert_eq!(r.changes.len(), 1, "{:#?}", r.changes);
+        let c = &r.changes[0];
+        assert!(
+            c.path.starts_with(b"/etc/toodeep/nnn"),
+            "{}",
+            c.display_path()
+        );
+        assert_eq!(c.kind, ChangeKind::Changed);
+        assert_eq!(
+            c.what,
+            [What::Unverified(
+                "not entered: the paths of its entries could be longer than 32768 bytes".into()
+            )]
+        );
+        assert_eq!(c.severity, Severity::High);
+    }
+}
+
+#[test]
+fn init_and_verify_stay_within_1024_open_files() {
+    // Thousands of one-file directories and a deep chain: the entries in flight hold their
+    // directories' fds, and the walk its own, under the common default `ulimit -n`.
+    let f = Fixture::new();
+    for i in 0..3000 {
+        f.write(&format!("usr/lib/many/d{i:04}/f"), "x");
+    }
+    deep_chain(&f.p("usr/lib/chain"), 3000);
+    let script = "ulimit -n 1024 && exec \"$0\" \"$@\"";
+    let bin = env!("CARGO_BIN_EXE_ec2-harden");
+    let manifest = f.manifest();
+    let run = |sub: &str| {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                script,
+                bin,
+                "fim",
+                sub,
+                "--root",
+                f.root_str(),
+                "--manifest",
+            ])
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, stdout, stderr) = run("init");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(" 0 unreadable"), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = run("verify");
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    remove_chain(&f.p("usr/lib/chain"));
+}
