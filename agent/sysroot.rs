@@ -62,6 +62,12 @@ const READ_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC)
     .union(OFlag::O_NOCTTY);
 
+/// Flags for opening a directory to list it.
+const LIST_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOCTTY)
+    .union(OFlag::O_CLOEXEC);
+
 /// Flags for an fd that names a file without opening it for I/O.
 const PATH_FLAGS: OFlag = OFlag::O_PATH.union(OFlag::O_CLOEXEC);
 
@@ -363,6 +369,16 @@ impl Sysroot {
         self.list_dir(path).map_err(|e| err(path, e))
     }
 
+    /// Opens a directory for listing (`O_RDONLY|O_DIRECTORY|O_NOCTTY|O_CLOEXEC`), resolved like
+    /// every other lookup: symlinks on the way, the final one included, are followed inside the
+    /// root. Anything but a directory is `ENOTDIR`. This is where the tree walks
+    /// ([`crate::host::walk`]) start; below it they open each directory relative to its parent's fd.
+    pub fn open_dir(&self, path: impl AsRef<Path>) -> Result<OwnedFd, SysrootError> {
+        let path = path.as_ref();
+        self.resolve(path, LIST_FLAGS, true)
+            .map_err(|e| err(path, e))
+    }
+
     /// Expands an in-root glob pattern such as `/home/*/.ssh/authorized_keys`.
     ///
     /// The pattern is matched one component at a time with [`glob::Pattern`] (`*`, `?`,
@@ -460,11 +476,7 @@ impl Sysroot {
 
     /// Lists the directory at `path` (see [`Sysroot::read_dir`]).
     fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        let fd = self.resolve(
-            path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            true,
-        )?;
+        let fd = self.resolve(path, LIST_FLAGS, true)?;
         let mut dir = Dir::from_fd(fd).map_err(errno_to_io)?;
         let mut raw = Vec::new();
         for entry in dir.iter() {
@@ -1081,6 +1093,24 @@ mod tests {
             assert!(s.read_dir("/missing").unwrap_err().is_not_found());
             let e = s.read_dir("/etc/passwd").unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::NotADirectory);
+        }
+
+        open_dir_resolves_in_root_and_refuses_non_directories(r) {
+            use std::os::unix::fs::MetadataExt;
+            let t = tree();
+            link(&t, "etc/up", "../../../..");
+            link(&t, "zone", "/usr/share/zoneinfo");
+            let s = sysroot(&t, r);
+            let root = File::from(s.open_dir("/").unwrap()).metadata().unwrap();
+            assert_eq!(root.ino(), t.path().metadata().unwrap().ino());
+            // `..` and links stay inside the root, a final link is followed.
+            let up = File::from(s.open_dir("/etc/up").unwrap()).metadata().unwrap();
+            assert_eq!(up.ino(), root.ino());
+            let zone = File::from(s.open_dir("/zone").unwrap()).metadata().unwrap();
+            assert_eq!(zone.ino(), t.path().join("usr/share/zoneinfo").metadata().unwrap().ino());
+            let e = s.open_dir("/etc/passwd").unwrap_err();
+            assert_eq!(raw(&e), Some(Errno::ENOTDIR as i32), "{e}");
+            assert!(s.open_dir("/missing").unwrap_err().is_not_found());
         }
 
         glob_expands_in_root(r) {

@@ -545,8 +545,9 @@ fn adversarial_tree_completes_without_hanging() {
 
     let r = f.verify_lib(None);
     assert!(r.is_clean(), "{:#?}", r.changes);
-    // Hundreds of levels were recorded before PATH_MAX stopped the walk, with a note there.
+    // Far more levels than PATH_MAX allows by path: the whole chain (20 kB paths) is walked.
     assert!(r.entries_checked > 1500, "{}", r.entries_checked);
+    assert!(r.entries_checked > 10_000, "{}", r.entries_checked);
 
     // Replace the FIFO by a file and the device by a FIFO; remove the non-UTF-8 name.
     fs::remove_file(etc.join("fifo")).unwrap();
@@ -678,4 +679,262 @@ fn failed_init_keeps_the_previous_manifest() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(fs::read(f.manifest()).unwrap(), before);
+}
+
+/// Makes `depth` nested directories named `name` in `top` (created if missing), each relative to
+/// its parent's fd (the path soon outgrows PATH_MAX), and returns an fd of the deepest.
+fn fd_chain(top: &Path, name: &str, depth: usize) -> std::os::fd::OwnedFd {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    fs::create_dir_all(top).unwrap();
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut fd = open(top, flags, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        mkdirat(&fd, name, Mode::from_bits_truncate(0o755)).unwrap();
+        fd = openat(&fd, name, flags, Mode::empty()).unwrap();
+    }
+    fd
+}
+
+/// Writes `content` to the file `name` in the directory `dir`.
+fn write_at(dir: &std::os::fd::OwnedFd, name: &str, content: &str) {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
+    let fd = openat(dir, name, flags, Mode::from_bits_truncate(0o644)).unwrap();
+    fs::File::from(fd).write_all(content.as_bytes()).unwrap();
+}
+
+#[test]
+fn entries_beyond_path_max_are_sealed_and_a_tree_too_deep_is_reported_at_every_verify() {
+    let f = Fixture::new();
+    // 6 KB deep: recorded, hashed and compared like any other file.
+    let bottom = fd_chain(&f.p("etc/long"), &"n".repeat(100), 60);
+    write_at(&bottom, "f", "deep content");
+    f.init();
+    assert!(f.verify_lib(None).is_clean());
+    write_at(&bottom, "f", "deeper content");
+    let r = f.verify_lib(None);
+    assert_eq!(r.changes.len(), 1, "{:#?}", r.changes);
+    let c = &r.changes[0];
+    assert!(
+        c.path.len() > 6000 && c.path.ends_with(b"/f"),
+        "{}",
+        c.display_path()
+    );
+    assert_eq!(c.what, [What::Size { old: 12, new: 14 }]);
+
+    // Deeper than the walk goes (32 KiB of path): the directory where it stops is sealed with a
+    // note, and each verify reports it as not verifiable, like an unreadable file.
+    let _ = fd_chain(&f.p("etc/toodeep"), &"n".repeat(200), 170);
+    let (code, stdout, stderr) = f.fim("init", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(" files hashed, ") && stdout.contains(" 1 unreadable"),
+        "{stdout}"
+    );
+    for _ in 0..2 {
+        let (code, stdout, _) = f.fim("verify", &[]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(
+            stdout.contains("changes:  0 added, 0 removed, 1 changed"),
+            "{stdout}"
+        );
+        let r = f.verify_lib(None);
+        assert_eq!(r.changes.len(), 1, "{:#?}", r.changes);
+        let c = &r.changes[0];
+        assert!(
+            c.path.starts_with(b"/etc/toodeep/nnn"),
+            "{}",
+            c.display_path()
+        );
+        assert_eq!(c.kind, ChangeKind::Changed);
+        assert_eq!(
+            c.what,
+            [What::Unverified(
+                "not entered: the paths of its entries could be longer than 32768 bytes".into()
+            )]
+        );
+        assert_eq!(c.severity, Severity::High);
+    }
+}
+
+#[test]
+fn init_and_verify_stay_within_1024_open_files() {
+    // Thousands of one-file directories and a deep chain: the entries in flight hold their
+    // directories' fds, and the walk its own, under the common default `ulimit -n`.
+    let f = Fixture::new();
+    for i in 0..3000 {
+        f.write(&format!("usr/lib/many/d{i:04}/f"), "x");
+    }
+    deep_chain(&f.p("usr/lib/chain"), 3000);
+    let script = "ulimit -n 1024 && exec \"$0\" \"$@\"";
+    let bin = env!("CARGO_BIN_EXE_ec2-harden");
+    let manifest = f.manifest();
+    let run = |sub: &str| {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                script,
+                bin,
+                "fim",
+                sub,
+                "--root",
+                f.root_str(),
+                "--manifest",
+            ])
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, stdout, stderr) = run("init");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(" 0 unreadable"), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = run("verify");
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    remove_chain(&f.p("usr/lib/chain"));
+}
+
+/// A tree of everything the walk meets, every timestamp fixed (see [`GOLDEN`]).
+fn golden_tree(root: &Path) -> bool {
+    let file = |rel: &[u8], content: &[u8], mode: u32| {
+        let p = root.join(OsStr::from_bytes(rel));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let link = |target: &str, rel: &str| symlink(target, root.join(rel)).unwrap();
+    file(b"usr/bin/ls", b"ls", 0o755);
+    file(b"usr/bin/su", b"su", 0o4755);
+    file(b"usr/bin/.hidden", b"", 0o644);
+    file(b"usr/sbin/sshd", b"sshd", 0o750);
+    file(b"usr/lib/x/f", b"x/f", 0o644);
+    file(b"usr/lib/x/sub/g", b"x/sub/g", 0o640);
+    file(b"usr/lib/x-y", b"x-y", 0o644);
+    file(b"usr/lib/x.y/h", b"x.y/h", 0o644);
+    file(b"usr/lib/x0", b"", 0o600);
+    file(b"usr/lib/sp ace", b"space", 0o644);
+    file(b"usr/lib/bad\xffname", b"non-utf8", 0o644);
+    file(b"usr/lib/tab\tname", b"tab", 0o644);
+    file(b"usr/lib/caps", b"caps", 0o755);
+    fs::create_dir(root.join("usr/lib/empty")).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("usr/lib/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    std::os::unix::net::UnixListener::bind(root.join("usr/lib/sock")).unwrap();
+    for special in ["usr/lib/fifo", "usr/lib/sock"] {
+        fs::set_permissions(root.join(special), fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    link("x/f", "usr/lib/link");
+    link("/nowhere", "usr/lib/dangling");
+    link("../../..", "usr/lib/up");
+    link("lib", "usr/lib64");
+    file(b"etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644);
+    file(b"etc/hostname", b"ignored\n", 0o644);
+    file(b"etc/ssh/sshd_config", b"PermitRootLogin no\n", 0o600);
+    file(b"etc/ssh/ssh_host_rsa_key", b"ignored", 0o600);
+    let kernel: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    file(b"boot/vmlinuz", &kernel, 0o600);
+    file(b"home/u/notes", b"not covered", 0o644);
+    let caps: [u8; 20] = [
+        0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    if !xattr_set(&root.join("usr/lib/caps"), &caps) {
+        return false;
+    }
+    fn stamp(p: &Path) {
+        let t = nix::sys::time::TimeVal::new(1_700_000_000, 0);
+        nix::sys::stat::lutimes(p, &t, &t).unwrap();
+        if fs::symlink_metadata(p).unwrap().is_dir() {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+            for e in fs::read_dir(p).unwrap() {
+                stamp(&e.unwrap().path());
+            }
+        }
+    }
+    stamp(root);
+    true
+}
+
+/// The entries `fim init` sealed for [`golden_tree`] with the default policy, as the walkdir
+/// walk wrote them (the manifest's lines between `columns` and `end`; a directory's size, which
+/// depends on the filesystem, shown as `*`).
+const GOLDEN: &str = "\
+/boot\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/boot/vmlinuz\tfile\t0600\t0\t0\t300000\t1700000000\t3c65ea93424a9c362fec0e3a69ea36031e8a358441479dd665cc6110eabe7b08\t-\t-\t-\n\
+/etc\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/etc/passwd\tfile\t0644\t0\t0\t26\t1700000000\t037d604c1c026b9f815eaeda9bad221290c9f6354587d3ca87f54c4b7466fad4\t-\t-\t-\n\
+/etc/ssh\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/etc/ssh/sshd_config\tfile\t0600\t0\t0\t19\t1700000000\t44c91857f34b1ec68e246ebcbad66c4b9380b41c3490c719bdfd6696ba7b40b5\t-\t-\t-\n\
+/usr/bin\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/usr/bin/.hidden\tfile\t0644\t0\t0\t0\t1700000000\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\t-\t-\t-\n\
+/usr/bin/ls\tfile\t0755\t0\t0\t2\t1700000000\tc7b68ac37f364473e922936708e7f43c293dd07b295171566c07ff5fe024fab9\t-\t-\t-\n\
+/usr/bin/su\tfile\t4755\t0\t0\t2\t1700000000\t0a64ce10853f25cb3dc3f7d498f62d72b406be37ba8caf5aa7671414d9696049\t-\t-\t-\n\
+/usr/lib\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/usr/lib/bad\\xffname\tfile\t0644\t0\t0\t8\t1700000000\t4ba944fc50e01ba98e43a8bea385adcbe59cb4b5996640a756a288a1ae76d441\t-\t-\t-\n\
+/usr/lib/caps\tfile\t0755\t0\t0\t4\t1700000000\t709523528f4df152c0cfbb352eda593872fd6bd72543de62ca8d1f0b4c19cdb6\t0000000200200000000000000000000000000000\t-\t-\n\
+/usr/lib/dangling\tsymlink\t0777\t0\t0\t8\t1700000000\t-\t-\t/nowhere\t-\n\
+/usr/lib/empty\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/usr/lib/fifo\tother\t0640\t0\t0\t0\t1700000000\t-\t-\t-\t-\n\
+/usr/lib/link\tsymlink\t0777\t0\t0\t3\t1700000000\t-\t-\tx/f\t-\n\
+/usr/lib/sock\tother\t0640\t0\t0\t0\t1700000000\t-\t-\t-\t-\n\
+/usr/lib/sp\\x20ace\tfile\t0644\t0\t0\t5\t1700000000\t3f49dbbfe051cb20cc038923424fedf8d18307cc805e1520e4168e9360e2eb38\t-\t-\t-\n\
+/usr/lib/tab\\x09name\tfile\t0644\t0\t0\t3\t1700000000\t7508386a20565f5cbc526eee8b3c9f39edeecd576ee90cb3dbb5ce5ac3fe9566\t-\t-\t-\n\
+/usr/lib/up\tsymlink\t0777\t0\t0\t8\t1700000000\t-\t-\t../../..\t-\n\
+/usr/lib/x\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/usr/lib/x/f\tfile\t0644\t0\t0\t3\t1700000000\t53332222073dd2ef9302a4ec098797b68f255c7c407f3ceba1791ec6e0245df8\t-\t-\t-\n\
+/usr/lib/x/sub\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/usr/lib/x/sub/g\tfile\t0640\t0\t0\t7\t1700000000\t771aeb2ceca7dede098183f7d77af97cf0cb73df06f7cffaa5b1aadeb2850006\t-\t-\t-\n\
+/usr/lib/x-y\tfile\t0644\t0\t0\t3\t1700000000\tcc96fed8b030120e59a6a0372a92de2d6abebf40d83d57012d449419c6799b7f\t-\t-\t-\n\
+/usr/lib/x.y\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/usr/lib/x.y/h\tfile\t0644\t0\t0\t5\t1700000000\t82c578102510c4fe05e015bc5d58b35583c25f4ec935861044242443cc6f26fc\t-\t-\t-\n\
+/usr/lib/x0\tfile\t0600\t0\t0\t0\t1700000000\te3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\t-\t-\t-\n\
+/usr/lib64\tsymlink\t0777\t0\t0\t3\t1700000000\t-\t-\tlib\t-\n\
+/usr/sbin\tdir\t0755\t0\t0\t*\t1700000000\t-\t-\t-\t-\n\
+/usr/sbin/sshd\tfile\t0750\t0\t0\t4\t1700000000\t8b51ac5ca03b0a599e3951a7825c5e6028b62a6c82c9565b3d6a3660d2c7fd00\t-\t-\t-\n";
+
+#[test]
+fn the_manifest_of_a_fixed_tree_is_the_one_the_previous_walk_sealed() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("note: not root (owners would differ); skipped");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    if !golden_tree(root.path()) {
+        return;
+    }
+    let manifest = out.path().join("manifest");
+    let (code, _, stderr) = run_with_timeout(
+        &[
+            "fim",
+            "init",
+            "--root",
+            root.path().to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let text = String::from_utf8(gunzip(&fs::read(&manifest).unwrap())).unwrap();
+    let mut entries = String::new();
+    for line in text
+        .lines()
+        .skip_while(|l| !l.starts_with("columns\t"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("end\t"))
+    {
+        let mut fields: Vec<&str> = line.split('\t').collect();
+        if fields[1] == "dir" {
+            fields[5] = "*";
+        }
+        entries.push_str(&fields.join("\t"));
+        entries.push('\n');
+    }
+    assert_eq!(entries, GOLDEN);
 }

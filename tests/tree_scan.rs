@@ -257,3 +257,60 @@ fn bad_parameters_are_rejected_with_their_position() {
         "{e}"
     );
 }
+
+/// Makes `depth` nested directories named `name` in `top`, each relative to its parent's fd (the
+/// path soon outgrows PATH_MAX), and returns an fd of the deepest.
+fn fd_chain(top: &std::path::Path, name: &str, depth: usize) -> std::os::fd::OwnedFd {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut fd = open(top, flags, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        mkdirat(&fd, name, Mode::from_bits_truncate(0o755)).unwrap();
+        fd = openat(&fd, name, flags, Mode::empty()).unwrap();
+    }
+    fd
+}
+
+/// Creates the file `name` with `mode` in the directory `dir`.
+fn file_at(dir: &std::os::fd::OwnedFd, name: &str, mode: u32) {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::{fchmod, Mode};
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC;
+    let fd = openat(dir, name, flags, Mode::empty()).unwrap();
+    fchmod(&fd, Mode::from_bits_truncate(mode)).unwrap();
+}
+
+#[test]
+fn paths_beyond_path_max_are_scanned_and_a_tree_too_deep_is_an_error() {
+    // A world-writable file 6 KB deep: found like any other.
+    let root = fixture("debian-12-hardened");
+    std::fs::create_dir_all(root.path().join("srv/long")).unwrap();
+    let bottom = fd_chain(&root.path().join("srv/long"), &"n".repeat(100), 60);
+    file_at(&bottom, "shared", 0o666);
+    let (_, report, stderr) = check_json(root.path(), &["--only", "files"]);
+    let r = result(&report, "files-no-world-writable");
+    assert_eq!(r["status"], "fail", "{r}\n{stderr}");
+    let path = r["evidence"][1]["path"].as_str().unwrap();
+    assert!(path.len() > 6000 && path.ends_with("/shared"), "{path}");
+    assert!(ids_with(&report, "error").is_empty(), "{stderr}");
+
+    // Deeper than the walk goes (32 KiB of path): not a pass, an error naming where it stopped.
+    let root = fixture("debian-12-hardened");
+    std::fs::create_dir_all(root.path().join("srv/deep")).unwrap();
+    let bottom = fd_chain(&root.path().join("srv/deep"), &"n".repeat(200), 170);
+    file_at(&bottom, "shared", 0o666);
+    let (_, report, _) = check_json(root.path(), &["--only", "files"]);
+    for id in SCANS {
+        let r = result(&report, id);
+        assert_eq!(r["status"], "error", "{id}: {r}");
+        let cause = r["cause"].as_str().unwrap();
+        assert!(
+            cause.starts_with("1 entries could not be read (/srv/deep/nnn")
+                && cause.contains(
+                    ": not entered: the paths of its entries could be longer than 32768 bytes)"
+                ),
+            "{cause}"
+        );
+    }
+}

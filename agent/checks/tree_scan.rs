@@ -9,6 +9,11 @@
 //! its ancestors matches: the subtree is ignored) and `allow` (the path itself matches: accepted).
 //! Evidence stays small: the total and the first [`LISTED`] paths in path order, names with
 //! non-UTF-8 bytes or control characters printed escaped (`\xff`).
+//!
+//! A scan that could not see everything says so: entries the walk could not read, directories
+//! it could not list or did not enter (paths longer than [`crate::host::walk::MAX_PATH`]) make
+//! the outcome `error` (or, next to matches, a `fail` that says there may be more); entries that
+//! vanished between their directory's listing and their `lstat` are listed in the evidence.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -288,6 +293,31 @@ impl TreeScanCheck {
         })
     }
 
+    /// Evidence of the entries that vanished while the tree was walked (outside `exclude`): they
+    /// were listed but gone before they could be looked at (removed or renamed meanwhile).
+    fn vanished(&self, summary: &WalkSummary) -> Option<Evidence> {
+        let listed = summary.vanished_paths.len() as u64;
+        let shown: Vec<&Vec<u8>> = summary
+            .vanished_paths
+            .iter()
+            .filter(|p| !self.excluded(p))
+            .collect();
+        let count = shown.len() as u64 + (summary.vanished - listed);
+        if count == 0 {
+            return None;
+        }
+        let first: Vec<String> = shown.iter().take(3).map(|p| display_bytes(p)).collect();
+        Some(Evidence::new(format!(
+            "{count} {} vanished while the tree was walked (removed or renamed meanwhile){}",
+            if count == 1 { "entry" } else { "entries" },
+            if first.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", first.join(", "))
+            }
+        )))
+    }
+
     fn allowed(&self, path: &[u8]) -> bool {
         let text = String::from_utf8_lossy(path);
         self.allow.iter().any(|p| p.matches_with(&text, MATCH))
@@ -360,6 +390,7 @@ impl Check for TreeScanCheck {
             .collect();
         let unlisted_errors = findings.summary.error_count - findings.summary.errors.len() as u64;
         let error_count = errors.len() as u64 + unlisted_errors;
+        let vanished = self.vanished(&findings.summary);
         let scope = format!(
             "{} entries on {}",
             findings.summary.entries, findings.bounds
@@ -392,6 +423,7 @@ impl Check for TreeScanCheck {
                     "{error_count} entries could not be read, so there may be more"
                 )));
             }
+            evidence.extend(vanished);
             return Outcome::Fail { evidence };
         }
         if error_count > 0 {
@@ -420,6 +452,7 @@ impl Check for TreeScanCheck {
                     .found(format!("mode {:04o}", h.mode))
             }));
         }
+        evidence.extend(vanished);
         Outcome::Pass { evidence }
     }
 }

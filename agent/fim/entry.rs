@@ -1,25 +1,31 @@
 //! One manifest entry: what is recorded about a path, and how it is read from the tree.
 //!
-//! Regular files are opened with `O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC|O_NOCTTY` (and
-//! `O_NOATIME` when allowed), then `fstat`ed: if the path is no longer the regular file that
-//! the walk saw (a race swapped it for a FIFO, a device or a symlink), nothing is read. Data is
-//! read with plain `read` into a 256 KiB buffer reused per worker thread. A file whose size or
-//! identity changed while it was hashed is recorded with a note, not as corruption.
+//! Every read is relative to the fd of the directory the walk found the entry in
+//! ([`crate::host::walk::Visit`]), never by path. Regular files are opened there with
+//! `O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC|O_NOCTTY` (and `O_NOATIME` when allowed), then
+//! `fstat`ed: if the name is no longer the regular file that the walk saw (a race swapped it for
+//! a FIFO, a device, a symlink or another file), nothing is read. Symlinks are read with
+//! `readlinkat`. Data is read with plain `read` into a 256 KiB buffer reused per worker thread.
+//! A file whose size or identity changed while it was hashed is recorded with a note, not as
+//! corruption.
 
 use std::cell::RefCell;
+use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 use sha2::{Digest, Sha256};
 
 use super::policy::Policy;
+use super::walk::stat_note;
 pub use crate::host::pathbytes::display_bytes;
+use crate::host::walk::{self, Visit};
 
 /// Size of the per-thread read buffer.
 pub const READ_BUF: usize = 256 * 1024;
@@ -63,16 +69,12 @@ impl Kind {
     }
 
     /// The kind of an `lstat` result.
-    pub fn of(meta: &Metadata) -> Kind {
-        let ft = meta.file_type();
-        if ft.is_file() {
-            Kind::File
-        } else if ft.is_dir() {
-            Kind::Dir
-        } else if ft.is_symlink() {
-            Kind::Symlink
-        } else {
-            Kind::Other
+    pub fn of(stat: &FileStat) -> Kind {
+        match walk::kind(stat) {
+            SFlag::S_IFREG => Kind::File,
+            SFlag::S_IFDIR => Kind::Dir,
+            SFlag::S_IFLNK => Kind::Symlink,
+            _ => Kind::Other,
         }
     }
 }
@@ -134,18 +136,15 @@ impl Entry {
     }
 }
 
-/// A path found by the walk, with its `lstat` metadata, before it is read.
+/// A path found by the walk, with its `lstat`, before it is read.
 #[derive(Debug)]
 pub struct Pending {
-    /// Absolute in-root path, raw bytes.
-    pub path: Vec<u8>,
-    /// Host path to read it through.
-    pub host: std::path::PathBuf,
-    /// `lstat` of the entry, or why it failed.
-    pub meta: Result<Metadata, String>,
+    /// The entry: its in-root path, its `lstat` (or why there is none) and the directory fd it
+    /// is read through.
+    pub found: Visit,
     /// The policy that applies.
     pub policy: Policy,
-    /// A walk error about this entry (its directory could not be listed).
+    /// A walk error about this entry (a directory that could not be entered or listed).
     pub walk_note: Option<String>,
 }
 
@@ -154,10 +153,26 @@ thread_local! {
 }
 
 impl Pending {
+    /// Absolute in-root path, raw bytes.
+    pub fn path(&self) -> &[u8] {
+        &self.found.path
+    }
+
+    /// The size `lstat` gave, if it could be taken.
+    pub fn size(&self) -> Option<u64> {
+        self.found
+            .stat
+            .as_ref()
+            .ok()
+            .map(|st| u64::try_from(st.st_size).unwrap_or(0))
+    }
+
     /// Bytes a read would hash (for scheduling): the size of a regular file, else 0.
     pub fn weight(&self) -> u64 {
-        match &self.meta {
-            Ok(m) if m.is_file() && self.policy.hashes() => m.len(),
+        match &self.found.stat {
+            Ok(st) if Kind::of(st) == Kind::File && self.policy.hashes() => {
+                u64::try_from(st.st_size).unwrap_or(0)
+            }
             _ => 0,
         }
     }
@@ -165,7 +180,7 @@ impl Pending {
     /// Reads the entry: metadata always, content when `hash` and it is a regular file.
     pub fn read(&self, hash: bool) -> Entry {
         let mut entry = Entry {
-            path: self.path.clone(),
+            path: self.found.path.clone(),
             kind: Kind::Other,
             mode: 0,
             uid: 0,
@@ -177,79 +192,84 @@ impl Pending {
             target: None,
             note: self.walk_note.clone(),
         };
-        let meta = match &self.meta {
-            Ok(m) => m,
-            Err(e) => {
-                entry.note = Some(e.clone());
+        let (st, dir) = match self.found.located() {
+            Ok(located) => located,
+            Err(fault) => {
+                entry.note = Some(stat_note(fault));
                 return entry;
             }
         };
-        entry.kind = Kind::of(meta);
-        entry.mode = meta.mode() & 0o7777;
-        entry.uid = meta.uid();
-        entry.gid = meta.gid();
-        entry.size = meta.size();
-        entry.mtime = meta.mtime();
+        entry.kind = Kind::of(st);
+        entry.mode = st.st_mode & 0o7777;
+        entry.uid = st.st_uid;
+        entry.gid = st.st_gid;
+        entry.size = u64::try_from(st.st_size).unwrap_or(0);
+        entry.mtime = st.st_mtime;
+        let name = self.found.name();
         match entry.kind {
-            Kind::Symlink => match std::fs::read_link(&self.host) {
-                Ok(t) => entry.target = Some(t.into_os_string().into_encoded_bytes()),
-                Err(e) => entry.note = Some(format!("readlink: {e}")),
+            Kind::Symlink => match readlinkat(dir, name) {
+                Ok(t) => entry.target = Some(t.into_vec()),
+                Err(e) => entry.note = Some(format!("readlink: {}", io_error(e))),
             },
-            Kind::File => self.read_file(meta, hash, &mut entry),
+            Kind::File => read_file(dir, name, st, hash, &mut entry),
             Kind::Dir | Kind::Other => {}
         }
         entry
     }
+}
 
-    fn read_file(&self, meta: &Metadata, hash: bool, entry: &mut Entry) {
-        let file = match open_nofollow(&self.host) {
-            Ok(f) => f,
-            Err(e) => {
-                // Caps can still be read from the path itself (lgetxattr never follows).
-                entry.caps = xattr::get(&self.host, CAPS_XATTR).ok().flatten();
-                entry.note = Some(describe_open_error(&e));
-                return;
-            }
-        };
-        let opened = match file.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                entry.note = Some(format!("fstat: {e}"));
-                return;
-            }
-        };
-        if !opened.file_type().is_file() || opened.ino() != meta.ino() || opened.dev() != meta.dev()
-        {
-            entry.note = Some(format!(
-                "replaced while read (now {})",
-                describe_type(&opened)
-            ));
+/// Reads the regular file `name` in `dir` that `lstat` saw as `st`: its capabilities, and its
+/// content when `hash`.
+fn read_file(dir: BorrowedFd<'_>, name: &[u8], st: &FileStat, hash: bool, entry: &mut Entry) {
+    let file = match open_nofollow(dir, name) {
+        Ok(f) => f,
+        Err(e) => {
+            // Caps can still be read from the entry itself (lgetxattr never follows).
+            entry.caps = caps_at(dir, name);
+            entry.note = Some(describe_open_error(&e));
             return;
         }
-        match xattr::FileExt::get_xattr(&file, CAPS_XATTR) {
-            Ok(caps) => entry.caps = caps,
-            Err(e) if e.raw_os_error() == Some(Errno::ENOTSUP as i32) => {}
-            Err(e) => entry.note = Some(format!("reading {CAPS_XATTR}: {e}")),
-        }
-        if !hash {
+    };
+    let opened = match fstat(&file) {
+        Ok(m) => m,
+        Err(e) => {
+            entry.note = Some(format!("fstat: {}", io_error(e)));
             return;
         }
-        match hash_file(file, opened.size()) {
-            Ok((digest, read)) => {
-                let after = entry.size;
-                if read != opened.size() || read != after {
-                    entry.note = Some(format!(
-                        "changed while hashed (size {} -> {read})",
-                        opened.size()
-                    ));
-                    entry.size = read;
-                } else {
-                    entry.sha256 = Some(digest);
-                }
-            }
-            Err(e) => entry.note = Some(format!("read: {e}")),
-        }
+    };
+    if Kind::of(&opened) != Kind::File || opened.st_ino != st.st_ino || opened.st_dev != st.st_dev {
+        entry.note = Some(format!(
+            "replaced while read (now {})",
+            describe_type(&opened)
+        ));
+        return;
     }
+    match xattr::FileExt::get_xattr(&file, CAPS_XATTR) {
+        Ok(caps) => entry.caps = caps,
+        Err(e) if e.raw_os_error() == Some(Errno::ENOTSUP as i32) => {}
+        Err(e) => entry.note = Some(format!("reading {CAPS_XATTR}: {e}")),
+    }
+    if !hash {
+        return;
+    }
+    let size = u64::try_from(opened.st_size).unwrap_or(0);
+    match hash_file(file, size) {
+        Ok((digest, read)) => {
+            let after = entry.size;
+            if read != size || read != after {
+                entry.note = Some(format!("changed while hashed (size {size} -> {read})"));
+                entry.size = read;
+            } else {
+                entry.sha256 = Some(digest);
+            }
+        }
+        Err(e) => entry.note = Some(format!("read: {e}")),
+    }
+}
+
+/// An errno as the `io::Error` it prints as (`No such file or directory (os error 2)`).
+fn io_error(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
 }
 
 /// Hashes an open file; returns the digest and the number of bytes read.
@@ -279,19 +299,30 @@ fn hash_file(mut file: File, expected: u64) -> io::Result<([u8; 32], u64)> {
     })
 }
 
-/// Opens a regular file for reading without following a final symlink and without blocking.
-fn open_nofollow(path: &Path) -> Result<File, Errno> {
+/// Opens the file `name` in `dir` for reading without following a symlink and without blocking.
+fn open_nofollow(dir: BorrowedFd<'_>, name: &[u8]) -> Result<File, Errno> {
     let flags = OFlag::O_RDONLY
         | OFlag::O_NOFOLLOW
         | OFlag::O_NONBLOCK
         | OFlag::O_CLOEXEC
         | OFlag::O_NOCTTY;
     // O_NOATIME keeps access times as they were (allowed for the owner and for root).
-    match nix::fcntl::open(path, flags | OFlag::O_NOATIME, Mode::empty()) {
-        Err(Errno::EPERM) => nix::fcntl::open(path, flags, Mode::empty()),
+    match openat(dir, name, flags | OFlag::O_NOATIME, Mode::empty()) {
+        Err(Errno::EPERM) => openat(dir, name, flags, Mode::empty()),
         other => other,
     }
     .map(File::from)
+}
+
+/// The `security.capability` of the entry `name` in `dir`, without opening it. `lgetxattr` has
+/// no `*at` form (before Linux 6.13), so the entry is named through the directory's fd in
+/// `/proc/self/fd`; the final name is not followed.
+fn caps_at(dir: BorrowedFd<'_>, name: &[u8]) -> Option<Vec<u8>> {
+    let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    path.extend_from_slice(name);
+    xattr::get(OsStr::from_bytes(&path), CAPS_XATTR)
+        .ok()
+        .flatten()
 }
 
 fn describe_open_error(e: &Errno) -> String {
@@ -302,20 +333,14 @@ fn describe_open_error(e: &Errno) -> String {
     }
 }
 
-fn describe_type(meta: &Metadata) -> &'static str {
-    let ft = meta.file_type();
-    if ft.is_file() {
-        "another file"
-    } else if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_char_device() || ft.is_block_device() {
-        "a device"
-    } else {
-        "something else"
+fn describe_type(stat: &FileStat) -> &'static str {
+    match walk::kind(stat) {
+        SFlag::S_IFREG => "another file",
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFIFO => "a FIFO",
+        SFlag::S_IFSOCK => "a socket",
+        SFlag::S_IFCHR | SFlag::S_IFBLK => "a device",
+        _ => "something else",
     }
 }
 
@@ -414,6 +439,18 @@ mod tests {
         assert!(unhex("zz").is_none());
     }
 
+    /// The entry `/name` of `s` as the walk finds it.
+    fn found(s: &crate::sysroot::Sysroot, name: &str) -> Pending {
+        let path = format!("/{name}");
+        Pending {
+            found: walk::SortedWalk::new(s, path.as_bytes(), true)
+                .next()
+                .unwrap(),
+            policy: Policy::Full,
+            walk_note: None,
+        }
+    }
+
     #[test]
     fn reads_file_symlink_and_fifo_without_blocking() {
         let t = tempfile::tempdir().unwrap();
@@ -421,13 +458,8 @@ mod tests {
         std::fs::write(&f, b"hello").unwrap();
         std::os::unix::fs::symlink("f", t.path().join("l")).unwrap();
         nix::unistd::mkfifo(&t.path().join("p"), Mode::from_bits_truncate(0o600)).unwrap();
-        let pending = |name: &str| Pending {
-            path: format!("/{name}").into_bytes(),
-            host: t.path().join(name),
-            meta: std::fs::symlink_metadata(t.path().join(name)).map_err(|e| e.to_string()),
-            policy: Policy::Full,
-            walk_note: None,
-        };
+        let s = crate::sysroot::Sysroot::open(t.path()).unwrap();
+        let pending = |name: &str| found(&s, name);
         let e = pending("f").read(true);
         assert_eq!(e.kind, Kind::File);
         assert_eq!(e.size, 5);
@@ -450,16 +482,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("f");
         std::fs::write(&f, b"hello").unwrap();
-        let meta = std::fs::symlink_metadata(&f);
+        let s = crate::sysroot::Sysroot::open(t.path()).unwrap();
+        let p = found(&s, "f");
         std::fs::remove_file(&f).unwrap();
         nix::unistd::mkfifo(&f, Mode::from_bits_truncate(0o600)).unwrap();
-        let p = Pending {
-            path: b"/f".to_vec(),
-            host: f.clone(),
-            meta: meta.map_err(|e| e.to_string()),
-            policy: Policy::Full,
-            walk_note: None,
-        };
         let e = p.read(true);
         assert_eq!(e.sha256, None);
         assert!(e.note.unwrap().contains("replaced"));

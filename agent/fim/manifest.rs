@@ -70,8 +70,10 @@ pub const MAGIC: &str = "ec2-harden-fim-manifest";
 pub const VERSION: u32 = 1;
 /// The column names, in order.
 pub const COLUMNS: &str = "path,type,mode,uid,gid,size,mtime,sha256,caps,target,note";
-/// The longest line a reader accepts (a 4 KiB path and a 4 KiB target fully escaped fit).
-const MAX_LINE: u64 = 64 * 1024;
+/// The longest line a reader accepts: a path as long as the walk goes
+/// ([`crate::host::walk::MAX_PATH`]) and a 4 KiB link target, both fully escaped, fit.
+const MAX_LINE: u64 = 256 * 1024;
+const _: () = assert!(4 * (crate::host::walk::MAX_PATH + 4096) + 1024 <= MAX_LINE as usize);
 
 /// The manifest header.
 #[derive(Debug, Clone, PartialEq, Eq)]

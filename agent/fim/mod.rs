@@ -3,10 +3,11 @@
 //!
 //! * [`policy`]: which paths are covered and how each is compared (full, metadata, growing,
 //!   ignore), most specific rule wins.
-//! * [`walk`]: include roots resolved inside the sysroot, walked in manifest order without
-//!   following symlinks or leaving the filesystem.
-//! * [`entry`]: what is recorded per path, and safe reads (`O_NOFOLLOW|O_NONBLOCK`, re-check
-//!   after open, per-thread buffers).
+//! * [`walk`]: include roots resolved inside the sysroot, walked in manifest order with the
+//!   sorted walk of [`crate::host::walk`] (directory fds, never following symlinks or leaving the
+//!   filesystem), what could not be walked recorded with a note.
+//! * [`entry`]: what is recorded per path, and safe reads relative to the directory fd the walk
+//!   found it in (`O_NOFOLLOW|O_NONBLOCK`, re-check after open, per-thread buffers).
 //! * [`manifest`]: the versioned, gzip-compressed, digest-sealed manifest format.
 //! * [`verify`]: the one-pass merge of manifest and tree into typed changes with severities.
 //!

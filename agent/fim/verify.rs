@@ -379,7 +379,7 @@ pub fn verify(sysroot: &Sysroot, opts: &VerifyOptions<'_>) -> Result<VerifyRepor
         let mut pairs: Vec<Pair> = Vec::with_capacity(pending.len());
         for p in pending {
             loop {
-                let order = next_old.as_ref().map(|o| cmp_paths(&o.path, &p.path));
+                let order = next_old.as_ref().map(|o| cmp_paths(&o.path, p.path()));
                 match order {
                     Some(Ordering::Less) => {
                         if let Some(old) = next_old.take() {
@@ -495,7 +495,7 @@ fn compare(pair: &Pair) -> Compared {
             let hash = match p.policy {
                 Policy::Full => true,
                 // Grown logs are fine without reading them; same size must be same content.
-                Policy::Growing => p.meta.as_ref().is_ok_and(|m| m.len() == old.size),
+                Policy::Growing => p.size() == Some(old.size),
                 Policy::Metadata | Policy::Ignore => false,
             };
             let new = p.read(hash);
@@ -559,9 +559,10 @@ pub fn diff(old: &Entry, new: &Entry, policy: Policy, hashed: bool) -> Vec<What>
         });
     }
     if new.kind != Kind::File {
-        // A directory that could not be listed (or an entry that could not be lstat'ed, e.g.
-        // beyond PATH_MAX) in the same way as at init is in the same state.
-        if let Some(note) = new.note.as_ref().filter(|n| old.note.as_ref() != Some(*n)) {
+        // A directory that could not be entered or listed, or an entry that could not be
+        // lstat'ed: what is below it or what it is cannot be compared, even when the manifest
+        // recorded the same (as for a regular file that cannot be read).
+        if let Some(note) = &new.note {
             what.push(What::Unverified(note.clone()));
         }
         return what;

@@ -1,4 +1,4 @@
-//! The walk: which trees are visited, in which order, and what is found in them.
+//! Which trees file integrity covers, in which order, and what is found in them.
 //!
 //! Planning ([`plan`]) expands every walked rule of the policy inside the sysroot (globs through
 //! [`Sysroot::glob`]), resolves each match *inside the root* (an include root may be a symlink,
@@ -11,22 +11,31 @@
 //! order of a depth-first walk with each directory's entries sorted by name, the order of the
 //! manifest, and what the one-pass merge in `verify` relies on.
 //!
-//! Each tree is walked with `walkdir` (iterative, so depth is unlimited): symlinks are never
-//! followed (not even at the root), other filesystems are not entered, and entries are only
-//! `lstat`ed here; [`Pending::read`] opens regular files later, on a worker thread. An error on
-//! one entry is recorded with that entry and the walk goes on.
+//! Each tree is walked with the sorted walk of [`crate::host::walk`] ([`SortedWalk`]): every
+//! directory is opened relative to its parent's fd with `O_NOFOLLOW` and checked to be the one
+//! its parent's listing saw, symlinks are never followed (not even at the top), other
+//! filesystems are not entered, and entries are only `lstat`ed here; [`Pending::read`] reads them
+//! later, on a worker thread, relative to the directory fd the walk found them in. The policy
+//! decides which directories are entered: an ignored directory only when a rule covers
+//! something below it.
 //!
-//! Residual race (documented limit): `walkdir` opens directories by host path, so a directory
-//! swapped for a symlink *while the walk runs* could make it list a directory outside the root.
-//! Files are always opened with `O_NOFOLLOW` and re-checked with `fstat`.
+//! Nothing is left out silently. An entry that cannot be `lstat`ed (gone since its directory was
+//! listed, or its directory lost) is recorded with a note and no metadata; a directory that
+//! cannot be opened or listed, or is not entered because its entries' paths could exceed
+//! [`crate::host::walk::MAX_PATH`], is recorded with a note saying so (an ignored directory too,
+//! when what it hides was to be covered). `verify` reports each such entry as not verifiable,
+//! every time, as it does a regular file it cannot read. The walk goes on after each.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use nix::errno::Errno;
 
 pub use crate::host::pathbytes::cmp_paths;
+use crate::host::walk::{Fault, SortedWalk};
 use crate::sysroot::Sysroot;
 
 use super::entry::Pending;
@@ -237,6 +246,36 @@ fn kind_rank(s: &Segment) -> u8 {
     }
 }
 
+/// Most directories whose fds one chunk of [`Walker::next_chunk`] holds: with the chunks in
+/// flight (one walked, two queued, one hashed) and the walk's own, well under the usual limit of
+/// 1024 open files.
+pub const CHUNK_DIRS: usize = 128;
+
+/// Most path bytes in one chunk of [`Walker::next_chunk`] (deep trees have long paths).
+pub const CHUNK_PATH_BYTES: usize = 4 << 20;
+
+/// The note of an entry that could not be `lstat`ed.
+pub fn stat_note(fault: Fault) -> String {
+    match fault {
+        Fault::Vanished => format!(
+            "lstat: {}",
+            io::Error::from_raw_os_error(Errno::ENOENT as i32)
+        ),
+        Fault::Lstat(e) => format!("lstat: {}", io::Error::from_raw_os_error(e as i32)),
+        other => other.to_string(),
+    }
+}
+
+/// The note of a directory that could not be entered.
+pub fn enter_note(fault: Fault) -> String {
+    let cannot_read = |e: Errno| format!("cannot read: {}", io::Error::from_raw_os_error(e as i32));
+    match fault {
+        Fault::Vanished => cannot_read(Errno::ENOENT),
+        Fault::Open(e) | Fault::List(e) => cannot_read(e),
+        other => other.to_string(),
+    }
+}
+
 /// Totals of a walk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WalkStats {
@@ -248,46 +287,42 @@ pub struct WalkStats {
 
 /// Yields the [`Pending`] entries of all segments, in manifest order, in chunks.
 pub struct Walker<'a> {
+    sysroot: &'a Sysroot,
     policy: &'a CompiledPolicy,
-    host_root: PathBuf,
     segments: VecDeque<Segment>,
     current: Option<Tree>,
-    /// The last entry of the previous chunk, held back so a following error about the same
-    /// directory (its listing failed) can be attached to it.
-    carry: Option<Pending>,
-    /// Host paths never recorded (the manifest itself); temp files next to it are skipped too.
-    skip: Option<(PathBuf, Vec<u8>)>,
+    /// The manifest's in-root path and the prefix of its temporary files: never recorded.
+    skip: Option<(Vec<u8>, Vec<u8>)>,
     stats: WalkStats,
 }
 
 struct Tree {
-    top: Vec<u8>,
-    host_top: PathBuf,
-    iter: walkdir::IntoIter,
+    walk: SortedWalk,
+    /// The verdict of each directory from the top to the current one.
     verdicts: Vec<Verdict>,
 }
 
 impl<'a> Walker<'a> {
     /// A walker over `segments` (from [`plan`]); `skip` is the manifest's host path, if any.
     pub fn new(
-        sysroot: &Sysroot,
+        sysroot: &'a Sysroot,
         policy: &'a CompiledPolicy,
         segments: Vec<Segment>,
         skip: Option<&Path>,
     ) -> Walker<'a> {
         let skip = skip.and_then(|p| {
             let name = p.file_name()?;
+            let inside = Path::new("/").join(p.strip_prefix(sysroot.root()).ok()?);
             let mut prefix = b".".to_vec();
             prefix.extend_from_slice(name.as_bytes());
             prefix.extend_from_slice(b".tmp-");
-            Some((p.to_path_buf(), prefix))
+            Some((inside.into_os_string().into_encoded_bytes(), prefix))
         });
         Walker {
+            sysroot,
             policy,
-            host_root: sysroot.root().to_path_buf(),
             segments: segments.into(),
             current: None,
-            carry: None,
             skip,
             stats: WalkStats::default(),
         }
@@ -298,74 +333,63 @@ impl<'a> Walker<'a> {
         self.stats
     }
 
-    fn host(&self, path: &[u8]) -> PathBuf {
-        self.host_root
-            .join(OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path)))
-    }
-
-    fn skipped(&self, host: &Path) -> bool {
+    /// True for the manifest and its temporary files.
+    fn skipped(&self, path: &[u8]) -> bool {
         let Some((manifest, prefix)) = &self.skip else {
             return false;
         };
-        host == manifest
-            || (host.parent() == manifest.parent()
-                && host
+        let (path, manifest) = (
+            Path::new(OsStr::from_bytes(path)),
+            Path::new(OsStr::from_bytes(manifest)),
+        );
+        path == manifest
+            || (path.parent() == manifest.parent()
+                && path
                     .file_name()
                     .is_some_and(|n| n.as_bytes().starts_with(prefix)))
     }
 
-    /// Up to `max` more entries (fewer only at the end; empty when done).
+    /// Up to `max` more entries, fewer when they span [`CHUNK_DIRS`] directories or
+    /// [`CHUNK_PATH_BYTES`] of paths; empty only when the walk is done.
     pub fn next_chunk(&mut self, max: usize) -> Vec<Pending> {
-        let mut out: Vec<Pending> = Vec::with_capacity(max + 1);
-        out.extend(self.carry.take());
-        while out.len() <= max {
-            match self.next_item() {
-                Some(Item::Entry(p)) => out.push(p),
-                Some(Item::DirError { path, reason }) => {
-                    self.stats.errors += 1;
-                    match out.last_mut() {
-                        Some(last) if last.path == path => {
-                            last.walk_note = Some(reason);
-                        }
-                        _ => {
-                            tracing::warn!(path = %String::from_utf8_lossy(&path), "fim: {reason}");
-                        }
-                    }
-                }
-                None => return out,
+        let mut out: Vec<Pending> = Vec::with_capacity(max.min(super::CHUNK));
+        let (mut dirs, mut bytes) = (0, 0);
+        while out.len() < max && dirs < CHUNK_DIRS && bytes < CHUNK_PATH_BYTES {
+            let Some(p) = self.next_entry() else {
+                break;
+            };
+            if !out
+                .last()
+                .is_some_and(|last| last.found.shares_dir(&p.found))
+            {
+                dirs += 1;
             }
+            bytes += p.path().len();
+            out.push(p);
         }
-        self.carry = out.pop();
         out
     }
 
-    fn next_item(&mut self) -> Option<Item> {
+    fn next_entry(&mut self) -> Option<Pending> {
         loop {
             if self.current.is_none() {
                 match self.segments.pop_front()? {
                     Segment::Link { path, verdict } => {
-                        let host = self.host(&path);
+                        // The first visit of a walk is its top, there is always one.
+                        let Some(found) = SortedWalk::new(self.sysroot, &path, true).next() else {
+                            continue;
+                        };
                         self.stats.entries += 1;
-                        return Some(Item::Entry(Pending {
-                            meta: std::fs::symlink_metadata(&host).map_err(|e| e.to_string()),
-                            path,
-                            host,
+                        self.stats.errors += u64::from(found.stat.is_err());
+                        return Some(Pending {
+                            found,
                             policy: verdict.policy,
                             walk_note: None,
-                        }));
+                        });
                     }
                     Segment::Tree { path, verdict } => {
-                        let host_top = self.host(&path);
-                        let iter = walkdir::WalkDir::new(&host_top)
-                            .follow_links(false)
-                            .follow_root_links(false)
-                            .same_file_system(true)
-                            .sort_by_file_name()
-                            .into_iter();
                         self.current = Some(Tree {
-                            top: path,
-                            host_top,
-                            iter,
+                            walk: SortedWalk::new(self.sysroot, &path, true),
                             verdicts: vec![verdict],
                         });
                     }
@@ -373,82 +397,52 @@ impl<'a> Walker<'a> {
             }
             let policy = self.policy;
             let tree = self.current.as_mut()?;
-            let next = tree.iter.next();
-            let Some(result) = next else {
+            let Some(found) = tree.walk.next() else {
                 self.current = None;
                 continue;
             };
-            let entry = match result {
-                Ok(entry) => entry,
-                Err(e) => {
-                    let path = e
-                        .path()
-                        .map(|p| in_root(&tree.top, &tree.host_top, p))
-                        .unwrap_or_else(|| tree.top.clone());
-                    let reason = match e.io_error() {
-                        Some(io) => format!("cannot read: {io}"),
-                        None => e.to_string(),
-                    };
-                    return Some(Item::DirError { path, reason });
-                }
-            };
-            let host = entry.path().to_path_buf();
-            let path = in_root(&tree.top, &tree.host_top, &host);
-            let depth = entry.depth();
+            let depth = found.depth;
             let verdict = if depth == 0 {
                 tree.verdicts[0]
             } else {
                 tree.verdicts.truncate(depth);
                 let parent = tree.verdicts.last().copied();
-                policy.child(parent, &path).unwrap_or(tree.verdicts[0])
+                policy
+                    .child(parent, &found.path)
+                    .unwrap_or(tree.verdicts[0])
             };
-            let is_dir = entry.file_type().is_dir();
+            let is_dir = found.is_dir();
             if is_dir {
                 tree.verdicts.truncate(depth);
                 tree.verdicts.push(verdict);
             }
+            let mut walk_note = None;
             if verdict.policy == Policy::Ignore {
-                if is_dir && !policy.has_include_below(&path) {
-                    tree.iter.skip_current_dir();
+                if !is_dir || !policy.has_include_below(&found.path) {
+                    continue;
                 }
-                continue;
+                // Covered paths lie below: if they cannot be reached, the directory says so.
+                match tree.walk.enter(&found) {
+                    Ok(_) => continue,
+                    Err(fault) => walk_note = Some(enter_note(fault)),
+                }
+            } else if is_dir {
+                if let Err(fault) = tree.walk.enter(&found) {
+                    walk_note = Some(enter_note(fault));
+                }
             }
-            if self.skipped(&host) {
+            if self.skipped(&found.path) {
                 continue;
             }
             self.stats.entries += 1;
-            return Some(Item::Entry(Pending {
-                meta: entry.metadata().map_err(|e| match e.io_error() {
-                    Some(io) => format!("lstat: {io}"),
-                    None => e.to_string(),
-                }),
-                path,
-                host,
+            self.stats.errors += u64::from(walk_note.is_some() || found.stat.is_err());
+            return Some(Pending {
+                found,
                 policy: verdict.policy,
-                walk_note: None,
-            }));
+                walk_note,
+            });
         }
     }
-}
-
-#[allow(clippy::large_enum_variant)] // short-lived, one at a time
-enum Item {
-    Entry(Pending),
-    DirError { path: Vec<u8>, reason: String },
-}
-
-fn in_root(top: &[u8], host_top: &Path, host: &Path) -> Vec<u8> {
-    let rel = host.strip_prefix(host_top).unwrap_or(host);
-    let rel = rel.as_os_str().as_bytes();
-    if rel.is_empty() {
-        return top.to_vec();
-    }
-    let mut out = top.to_vec();
-    if !out.ends_with(b"/") {
-        out.push(b'/');
-    }
-    out.extend_from_slice(rel);
-    out
 }
 
 #[cfg(test)]
@@ -542,7 +536,7 @@ mod tests {
             all.extend(
                 chunk
                     .into_iter()
-                    .map(|p| String::from_utf8(p.path).unwrap()),
+                    .map(|p| String::from_utf8(p.found.path).unwrap()),
             );
         }
         assert_eq!(

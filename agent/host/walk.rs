@@ -1,26 +1,44 @@
-//! A whole-tree metadata walk of the sysroot's local filesystems, on all cores, for the tree scans
-//! (world-writable files, unowned files, setuid inventory, ...).
+//! The walk of the audited tree that file integrity ([`crate::fim`]) and the tree scans
+//! (world-writable files, unowned files, setuid inventory, ...) share.
 //!
-//! File integrity ([`crate::fim::walk`]) needs its entries in manifest order, one sorted stream it
-//! can merge against a manifest, and it reads file contents. The tree scans only need every
-//! entry's `lstat` once, in any order, as fast as possible; so this walk shares fim's rules (stay
-//! inside the root, never follow a symlink, do not leave the filesystem unless told, keep names as
-//! raw bytes, keep going past a bad entry) and fim's helpers for ordering and printing paths
-//! ([`crate::host::pathbytes::cmp_paths`], [`crate::host::pathbytes::display_bytes`]), but not its sorted
-//! single-stream walker.
+//! How a directory is read: the walk starts from a directory fd the [`Sysroot`] opens
+//! ([`Sysroot::open_dir`], resolved inside the root). Every directory below is opened *relative
+//! to its parent's fd* with `O_DIRECTORY|O_NOFOLLOW` and `fstat`ed to check it is still the
+//! directory its parent's listing saw (same device and inode); it is read with `getdents64` into a
+//! reused buffer (rustix `RawDir`), and each entry is `fstatat(AT_SYMLINK_NOFOLLOW)`ed relative to
+//! it: about four system calls per directory and one per entry. Nothing is looked up by host path,
+//! so a directory swapped for a symlink while the walk runs cannot lead it out of the root, and
+//! paths longer than `PATH_MAX` are reached like any other (up to [`MAX_PATH`]). Symlinks are
+//! never followed and names are kept as raw bytes.
 //!
-//! How it walks: worker threads take directories from one shared LIFO stack (depth first, so few
-//! directory fds are open at once). A directory is opened *relative to its parent's fd* with
-//! `O_DIRECTORY|O_NOFOLLOW`, and `fstat`ed to check it is still the directory the parent's listing
-//! saw (same device and inode); it is read with `getdents64` into the worker's buffer and its
-//! entries are `fstatat(AT_SYMLINK_NOFOLLOW)`ed relative to it: about four system calls per
-//! directory and one per entry, which is all the kernel needs to tell an owner and a mode.
-//! Nothing is looked up by host path after the root is opened, so a directory swapped for a
-//! symlink while the walk runs cannot lead it out of the root (the race fim's `walkdir` walk
-//! documents). Entries that vanish during the walk are skipped silently (a live host's `/tmp`);
-//! other errors are recorded with their path and the walk goes on.
+//! Two orders over these steps:
 //!
-//! Where it stops ([`Bounds`]): `/proc`, `/sys`, `/dev` and `/run` are never entered (kernel
+//! * [`walk`]: every entry once, in no particular order, on several threads, within [`Bounds`];
+//!   for the tree scans, which need every entry's `lstat` as fast as possible. Worker threads take
+//!   directories from one shared LIFO stack (depth first, so few directory fds are open at once).
+//! * [`SortedWalk`]: one thread, depth first, each directory's entries sorted by name: the
+//!   component-wise order of [`crate::host::pathbytes::cmp_paths`], which is the order of the
+//!   integrity manifest. The caller decides which directories to enter ([`SortedWalk::enter`]) and
+//!   reads each entry through the directory fd its [`Visit`] carries. Memory is the current path
+//!   and, per level of depth, one directory's names. Of the directories between the top and the
+//!   current one, at most [`MAX_OPEN_LEVELS`] stay open: a shallower one is closed and, when the
+//!   walk comes back to it, reopened as `..` of its child or else from the top down, each step
+//!   with the same device/inode check.
+//!
+//! Nothing is skipped silently ([`Fault`]):
+//!
+//! * an entry that cannot be `lstat`ed, a directory that cannot be opened or listed, one replaced
+//!   between its `lstat` and its open, and a directory not entered because its entries' paths
+//!   could exceed [`MAX_PATH`] are reported with their path: [`WalkSummary::errors`] in
+//!   [`walk`]; in [`SortedWalk`], a [`Visit`] whose `stat` is the fault or an error from
+//!   [`SortedWalk::enter`];
+//! * an entry gone between its directory's listing and its `lstat` or open (a live host's `/tmp`)
+//!   is [`Fault::Vanished`]: counted, with its path, in [`WalkSummary::vanished`] by [`walk`], and
+//!   yielded with that fault by [`SortedWalk`];
+//! * what [`Bounds`] leave out (pruned directories, other devices) is stated in the bounds'
+//!   description and counted ([`WalkSummary::other_devices`]).
+//!
+//! Where [`walk`] stops ([`Bounds`]): `/proc`, `/sys`, `/dev` and `/run` are never entered (kernel
 //! interfaces and runtime state, not files on disk). On an offline tree (any `--root` but `/`)
 //! no directory on another device than the root's is entered, like `find -xdev`. On the live
 //! root, other *local* filesystems are part of the host (a separate `/var`, `/home`, `/boot`, a
@@ -29,35 +47,50 @@
 //! host's files, and a hung server would hang the audit), FUSE (anything can be behind it),
 //! kernel pseudo filesystems, read-only images (squashfs snaps, iso9660) and overlay mounts
 //! (container root filesystems, whose layers live on the host's disk and are walked there), and
-//! bind mounts of a directory that is already walked elsewhere.
+//! bind mounts of a directory that is already walked elsewhere. [`SortedWalk`] optionally stays
+//! on the device of its top, like `find -xdev`.
 //!
-//! Threads: the walk runs on its own scoped OS threads, not on rayon. Checks run as rayon tasks,
+//! Threads: [`walk`] runs on its own scoped OS threads, not on rayon. Checks run as rayon tasks,
 //! and a rayon worker waiting for nested rayon work may pick up another check that waits on the
 //! same cached walk, which would deadlock on the cache's `OnceLock`.
 
 use std::collections::HashSet;
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsStr};
+use std::fmt;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
+use nix::NixPath;
 use rustix::fs::RawDir;
 
 use crate::host::pathbytes::display_bytes;
-use crate::sysroot::Sysroot;
+use crate::sysroot::{Sysroot, SysrootError};
 
-/// In-root directories never entered, whatever the root: kernel and runtime state.
+/// In-root directories never entered by [`walk`], whatever the root: kernel and runtime state.
 pub const ALWAYS_PRUNED: &[&str] = &["/proc", "/sys", "/dev", "/run"];
+
+/// The longest in-root path walked, in bytes: eight times `PATH_MAX`. A directory whose entries
+/// could be longer (its path plus `/` plus a 255-byte name) is not entered, and that is reported.
+pub const MAX_PATH: usize = 32 * 1024;
+
+/// The longest name a Linux filesystem allows.
+const NAME_MAX: usize = 255;
+
+/// Directory fds [`SortedWalk`] keeps open between its top and the current directory.
+pub const MAX_OPEN_LEVELS: usize = 32;
 
 /// Most walk errors kept with their paths (the count is always exact).
 const MAX_ERRORS_KEPT: usize = 1000;
+
+/// Most vanished paths kept (the count is always exact).
+const MAX_VANISHED_KEPT: usize = 100;
 
 /// Bytes of directory entries read per getdents64 call (per worker): a few hundred names.
 const DIRENT_BUFFER: usize = 32 * 1024;
@@ -69,6 +102,118 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC)
     .union(OFlag::O_NOCTTY);
 
+/// Why an entry could not be read or a directory was not entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Gone between its directory's listing and its `lstat` or open (removed or renamed).
+    Vanished,
+    /// A directory replaced (by a symlink, a file or another directory) between its `lstat` and
+    /// its open.
+    Replaced,
+    /// The directory could not be opened.
+    Open(Errno),
+    /// The opened directory could not be `fstat`ed.
+    Fstat(Errno),
+    /// Listing the directory failed part way (the entries read before are walked).
+    List(Errno),
+    /// The entry could not be `lstat`ed.
+    Lstat(Errno),
+    /// Not entered: its entries' paths could be longer than [`MAX_PATH`].
+    TooLong,
+    /// The entry's directory was closed to bound the open fds and could not be reopened as the
+    /// same directory (it was moved or replaced while its subdirectories were walked).
+    Lost,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Vanished => f.write_str("vanished while walked"),
+            Fault::Replaced => f.write_str("replaced while walked"),
+            Fault::Open(e) => write!(f, "cannot open: {}", e.desc()),
+            Fault::Fstat(e) => write!(f, "fstat: {}", e.desc()),
+            Fault::List(e) => write!(f, "listing: {}", e.desc()),
+            Fault::Lstat(e) => write!(f, "lstat: {}", e.desc()),
+            Fault::TooLong => write!(
+                f,
+                "not entered: the paths of its entries could be longer than {MAX_PATH} bytes"
+            ),
+            Fault::Lost => {
+                f.write_str("its directory was moved or replaced while walked; not read")
+            }
+        }
+    }
+}
+
+/// The `S_IFMT` bits of a stat's mode.
+pub fn kind(stat: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
+}
+
+/// `lstat` of `name` in `dir`.
+fn lstat_at<P: ?Sized + NixPath>(dir: BorrowedFd<'_>, name: &P) -> Result<FileStat, Fault> {
+    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| match e {
+        Errno::ENOENT => Fault::Vanished,
+        e => Fault::Lstat(e),
+    })
+}
+
+/// Opens the directory `name` in `parent` for listing and checks it is the one `lstat` saw.
+fn open_dir_at<P: ?Sized + NixPath>(
+    parent: BorrowedFd<'_>,
+    name: &P,
+    dev: u64,
+    ino: u64,
+) -> Result<OwnedFd, Fault> {
+    let fd = openat(parent, name, DIR_FLAGS, Mode::empty()).map_err(|e| match e {
+        Errno::ENOENT => Fault::Vanished,
+        Errno::ELOOP | Errno::ENOTDIR => Fault::Replaced,
+        e => Fault::Open(e),
+    })?;
+    match fstat(&fd) {
+        Ok(st) if st.st_dev == dev && st.st_ino == ino => Ok(fd),
+        Ok(_) => Err(Fault::Replaced),
+        Err(e) => Err(Fault::Fstat(e)),
+    }
+}
+
+/// Calls `each` with every name of the directory open at `fd` but `.` and `..`, read with
+/// `getdents64` into `buf`. Stops at the first error, of the listing or of `each`.
+fn list_names(
+    fd: BorrowedFd<'_>,
+    buf: &mut [MaybeUninit<u8>],
+    mut each: impl FnMut(&CStr) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    let mut dir = RawDir::new(fd, buf);
+    while let Some(entry) = dir.next() {
+        let entry = entry.map_err(|e| Fault::List(Errno::from_raw(e.raw_os_error())))?;
+        let name = entry.file_name();
+        if !matches!(name.to_bytes(), b"." | b"..") {
+            each(name)?;
+        }
+    }
+    Ok(())
+}
+
+/// True when the entries of the directory at `path` cannot be longer than [`MAX_PATH`].
+fn may_enter(path: &[u8]) -> bool {
+    path.len() + 1 + NAME_MAX <= MAX_PATH
+}
+
+/// The fault for a directory the [`Sysroot`] could not open.
+fn sysroot_fault(e: &SysrootError) -> Fault {
+    if e.is_not_found() {
+        return Fault::Vanished;
+    }
+    let errno = match e {
+        SysrootError::Io { source, .. } | SysrootError::OpenRoot { source, .. } => {
+            source.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+        }
+        SysrootError::NotADirectory { .. } => Errno::ENOTDIR,
+    };
+    Fault::Open(errno)
+}
+
 /// Errors that stop a walk before it starts (per-entry errors are recorded in [`WalkSummary`]).
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
@@ -79,12 +224,6 @@ pub enum WalkError {
         path: String,
         /// The underlying error.
         source: io::Error,
-    },
-    /// The root opened is not the sysroot's root (it was replaced in between).
-    #[error("root {path} changed while the tree walk started")]
-    RootChanged {
-        /// The host path of the root.
-        path: String,
     },
 }
 
@@ -283,7 +422,7 @@ pub fn is_within(path: &[u8], ancestor: &[u8]) -> bool {
         .starts_with(std::path::Path::new(std::ffi::OsStr::from_bytes(ancestor)))
 }
 
-/// One entry seen by the walk: its directory's in-root path, its name, and its `lstat`.
+/// One entry seen by [`walk`]: its directory's in-root path, its name, and its `lstat`.
 #[derive(Debug)]
 pub struct Seen<'a> {
     /// In-root path of the directory holding the entry (`b""` for the root itself).
@@ -302,7 +441,7 @@ impl Seen<'_> {
 
     /// The `S_IFMT` bits of the mode.
     pub fn kind(&self) -> SFlag {
-        SFlag::from_bits_truncate(self.stat.st_mode & SFlag::S_IFMT.bits())
+        kind(self.stat)
     }
 }
 
@@ -319,12 +458,12 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
-/// An entry the walk could not read, or a directory it could not list.
+/// An entry the walk could not read, or a directory it could not list or did not enter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryError {
     /// In-root path, raw bytes.
     pub path: Vec<u8>,
-    /// What failed.
+    /// What failed ([`Fault`]'s text).
     pub reason: String,
 }
 
@@ -341,6 +480,10 @@ pub struct WalkSummary {
     pub error_count: u64,
     /// The first [`MAX_ERRORS_KEPT`] errors.
     pub errors: Vec<EntryError>,
+    /// Entries listed in their directory but gone before their `lstat` or open.
+    pub vanished: u64,
+    /// The first 100 of them.
+    pub vanished_paths: Vec<Vec<u8>>,
 }
 
 /// A directory waiting to be listed: opened later, relative to its parent's fd.
@@ -371,6 +514,15 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
+/// What went wrong, kept for [`WalkSummary`].
+#[derive(Default)]
+struct Problems {
+    error_count: u64,
+    errors: Vec<EntryError>,
+    vanished: u64,
+    vanished_paths: Vec<Vec<u8>>,
+}
+
 struct Shared<'a, V> {
     queue: Mutex<Queue>,
     wake: Condvar,
@@ -380,7 +532,7 @@ struct Shared<'a, V> {
     entries: AtomicU64,
     dirs: AtomicU64,
     other_devices: AtomicU64,
-    errors: Mutex<(u64, Vec<EntryError>)>,
+    problems: Mutex<Problems>,
 }
 
 /// Walks `sysroot` within `bounds` on `threads` OS threads, calling `visit` once for every entry
@@ -394,24 +546,14 @@ pub fn walk<V>(
 where
     V: Fn(&Seen<'_>) + Sync,
 {
-    let host = sysroot.root().display().to_string();
-    let root = nix::fcntl::open(sysroot.root(), DIR_FLAGS, Mode::empty()).map_err(|e| {
-        WalkError::OpenRoot {
-            path: host.clone(),
-            source: io::Error::from_raw_os_error(e as i32),
-        }
-    })?;
-    let st = fstat(&root).map_err(|e| WalkError::OpenRoot {
-        path: host.clone(),
-        source: io::Error::from_raw_os_error(e as i32),
-    })?;
-    let expected = sysroot.metadata("/").map_err(|e| WalkError::OpenRoot {
-        path: host.clone(),
-        source: io::Error::new(e.kind(), e.to_string()),
-    })?;
-    if expected.dev() != st.st_dev || expected.ino() != st.st_ino {
-        return Err(WalkError::RootChanged { path: host });
-    }
+    let open_root_error = |source: io::Error| WalkError::OpenRoot {
+        path: sysroot.root().display().to_string(),
+        source,
+    };
+    let root = sysroot
+        .open_dir("/")
+        .map_err(|e| open_root_error(io::Error::new(e.kind(), e.to_string())))?;
+    let st = fstat(&root).map_err(|e| open_root_error(io::Error::from_raw_os_error(e as i32)))?;
     visit(&Seen {
         dir: b"",
         name: b"",
@@ -436,7 +578,7 @@ where
         entries: AtomicU64::new(1),
         dirs: AtomicU64::new(0),
         other_devices: AtomicU64::new(0),
-        errors: Mutex::new((0, Vec::new())),
+        problems: Mutex::new(Problems::default()),
     };
     let threads = threads.clamp(1, 64);
     std::thread::scope(|s| {
@@ -445,16 +587,18 @@ where
         }
         worker(&shared);
     });
-    let (error_count, errors) = shared
-        .errors
+    let problems = shared
+        .problems
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
     Ok(WalkSummary {
         entries: shared.entries.into_inner(),
         dirs: shared.dirs.into_inner(),
         other_devices: shared.other_devices.into_inner(),
-        error_count,
-        errors,
+        error_count: problems.error_count,
+        errors: problems.errors,
+        vanished: problems.vanished,
+        vanished_paths: problems.vanished_paths,
     })
 }
 
@@ -497,11 +641,22 @@ fn worker<V: Fn(&Seen<'_>) + Sync>(shared: &Shared<'_, V>) {
     }
 }
 
-fn record<V>(shared: &Shared<'_, V>, path: Vec<u8>, reason: String) {
-    let mut errors = shared.errors.lock().unwrap_or_else(|e| e.into_inner());
-    errors.0 += 1;
-    if errors.1.len() < MAX_ERRORS_KEPT {
-        errors.1.push(EntryError { path, reason });
+/// Records a fault about `path`: a vanished entry or an error.
+fn record<V>(shared: &Shared<'_, V>, path: Vec<u8>, fault: Fault) {
+    let mut p = shared.problems.lock().unwrap_or_else(|e| e.into_inner());
+    if fault == Fault::Vanished {
+        p.vanished += 1;
+        if p.vanished_paths.len() < MAX_VANISHED_KEPT {
+            p.vanished_paths.push(path);
+        }
+        return;
+    }
+    p.error_count += 1;
+    if p.errors.len() < MAX_ERRORS_KEPT {
+        p.errors.push(EntryError {
+            path,
+            reason: fault.to_string(),
+        });
     }
 }
 
@@ -512,55 +667,24 @@ fn list<V: Fn(&Seen<'_>) + Sync>(
     children: &mut Vec<Job>,
     buf: &mut [MaybeUninit<u8>],
 ) {
-    let fd = match openat(
-        job.parent.as_fd(),
-        job.name.as_c_str(),
-        DIR_FLAGS,
-        Mode::empty(),
-    ) {
+    let fd = match open_dir_at(job.parent.as_fd(), job.name.as_c_str(), job.dev, job.ino) {
         Ok(fd) => fd,
-        Err(Errno::ENOENT) => return, // removed since its parent was listed
-        Err(Errno::ELOOP | Errno::ENOTDIR) => {
-            return record(shared, job.path, "replaced while walked".into())
-        }
-        Err(e) => return record(shared, job.path, format!("cannot open: {}", e.desc())),
+        Err(fault) => return record(shared, job.path, fault),
     };
     drop(job.parent);
-    match fstat(&fd) {
-        Ok(st) if st.st_dev == job.dev && st.st_ino == job.ino => {}
-        Ok(_) => return record(shared, job.path, "replaced while walked".into()),
-        Err(e) => return record(shared, job.path, format!("fstat: {}", e.desc())),
-    }
     shared.dirs.fetch_add(1, Ordering::Relaxed);
     let fd = Arc::new(fd);
     let mut seen = 0u64;
     // getdents64 straight into this worker's buffer, on the fd already open (no dup, no
     // fdopendir, no rewind): on a host of many small directories these per-directory calls cost
     // as much as the per-entry lstat.
-    let mut dir = RawDir::new(fd.as_fd(), buf);
-    while let Some(entry) = dir.next() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                record(shared, job.path.clone(), format!("listing: {e}"));
-                break;
-            }
-        };
-        let name: &CStr = entry.file_name();
+    let listed = list_names(fd.as_fd(), buf, |name| {
         let bytes = name.to_bytes();
-        if bytes == b"." || bytes == b".." {
-            continue;
-        }
-        let st = match fstatat(fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        let st = match lstat_at(fd.as_fd(), name) {
             Ok(st) => st,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => {
-                record(
-                    shared,
-                    join(&job.path, bytes),
-                    format!("lstat: {}", e.desc()),
-                );
-                continue;
+            Err(fault) => {
+                record(shared, join(&job.path, bytes), fault);
+                return Ok(());
             }
         };
         seen += 1;
@@ -571,15 +695,19 @@ fn list<V: Fn(&Seen<'_>) + Sync>(
         };
         (shared.visit)(&item);
         if item.kind() != SFlag::S_IFDIR {
-            continue;
+            return Ok(());
         }
         let path = item.path();
         if shared.bounds.prune.contains(&path) {
-            continue;
+            return Ok(());
         }
         if st.st_dev != shared.root_dev && !shared.bounds.cross_devices {
             shared.other_devices.fetch_add(1, Ordering::Relaxed);
-            continue;
+            return Ok(());
+        }
+        if !may_enter(&path) {
+            record(shared, path, Fault::TooLong);
+            return Ok(());
         }
         children.push(Job {
             parent: Arc::clone(&fd),
@@ -588,8 +716,353 @@ fn list<V: Fn(&Seen<'_>) + Sync>(
             dev: st.st_dev,
             ino: st.st_ino,
         });
+        Ok(())
+    });
+    if let Err(fault) = listed {
+        record(shared, job.path.clone(), fault);
     }
     shared.entries.fetch_add(seen, Ordering::Relaxed);
+}
+
+/// An entry found by [`SortedWalk`]: its in-root path, its `lstat` (or why there is none), and
+/// the directory fd it is read through.
+#[derive(Debug)]
+pub struct Visit {
+    /// Absolute in-root path, raw bytes.
+    pub path: Vec<u8>,
+    /// Levels below the walk's top (the top itself is 0).
+    pub depth: usize,
+    /// `lstat` of the entry, or why it could not be taken.
+    pub stat: Result<FileStat, Fault>,
+    /// The directory holding the entry (the top `/` is held by itself, as `.`); `None` only
+    /// when `stat` is an error.
+    dir: Option<Arc<OwnedFd>>,
+    /// Where the name starts in `path`.
+    name_at: usize,
+    /// Which visit of its walk this is, so [`SortedWalk::enter`] knows it.
+    seq: u64,
+}
+
+impl Visit {
+    /// The entry's name in its directory, raw bytes (`.` for the top `/`).
+    pub fn name(&self) -> &[u8] {
+        match &self.path[self.name_at..] {
+            b"" => b".",
+            name => name,
+        }
+    }
+
+    /// The fd of the directory holding the entry, to read it relative to (`openat`,
+    /// `readlinkat`, always with `O_NOFOLLOW` or its equivalent).
+    pub fn dir(&self) -> Option<BorrowedFd<'_>> {
+        self.dir.as_deref().map(AsFd::as_fd)
+    }
+
+    /// The entry's `lstat` and the directory fd to read it relative to, or why there are none.
+    pub fn located(&self) -> Result<(&FileStat, BorrowedFd<'_>), Fault> {
+        match (&self.stat, &self.dir) {
+            (Ok(st), Some(dir)) => Ok((st, dir.as_fd())),
+            (Err(fault), _) => Err(*fault),
+            (Ok(_), None) => Err(Fault::Lost),
+        }
+    }
+
+    /// True when both entries are read through the same open directory.
+    pub fn shares_dir(&self, other: &Visit) -> bool {
+        match (&self.dir, &other.dir) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// True for a directory (by its `lstat`).
+    pub fn is_dir(&self) -> bool {
+        self.stat
+            .as_ref()
+            .is_ok_and(|st| kind(st) == SFlag::S_IFDIR)
+    }
+}
+
+/// One directory of the current path of a [`SortedWalk`], with the names still to visit.
+struct Level {
+    /// The length of its in-root path, a prefix of the walk's `path`.
+    path_len: usize,
+    /// Where its name starts in the walk's `path`.
+    name_at: usize,
+    /// Its depth below the top.
+    depth: usize,
+    dev: u64,
+    ino: u64,
+    /// Open while it is within [`MAX_OPEN_LEVELS`] of the current directory (the top always).
+    fd: Option<Arc<OwnedFd>>,
+    /// It could not be reopened: its remaining entries are [`Fault::Lost`].
+    lost: bool,
+    /// The names, each preceded by its length (one byte: a name has at most 255).
+    names: Vec<u8>,
+    /// Offsets of the names in `names`, sorted by name.
+    order: Vec<u32>,
+    /// The next name of `order` to visit.
+    next: usize,
+}
+
+impl Level {
+    fn name_at(&self, i: usize) -> &[u8] {
+        let start = self.order[i] as usize;
+        let len = usize::from(self.names[start]);
+        &self.names[start + 1..start + 1 + len]
+    }
+
+    fn add(&mut self, name: &[u8]) -> Result<(), Fault> {
+        let (Ok(len), Ok(start)) = (u8::try_from(name.len()), u32::try_from(self.names.len()))
+        else {
+            return Err(Fault::List(Errno::EOVERFLOW));
+        };
+        self.order.push(start);
+        self.names.push(len);
+        self.names.extend_from_slice(name);
+        Ok(())
+    }
+
+    fn sort(&mut self) {
+        let names = &self.names;
+        let name = |start: u32| {
+            let start = start as usize;
+            &names[start + 1..start + 1 + usize::from(names[start])]
+        };
+        self.order.sort_unstable_by(|&a, &b| name(a).cmp(name(b)));
+    }
+}
+
+/// A depth-first walk of one tree in manifest order, on one thread (see the module docs).
+///
+/// [`SortedWalk::next`] yields the top first, then the entries of each entered directory sorted
+/// by name, each directory's subtree right after it. A directory just yielded is entered only
+/// when the caller asks, with [`SortedWalk::enter`], before the next call to `next`.
+pub struct SortedWalk {
+    /// The top, until it is yielded.
+    top: Option<Visit>,
+    /// The top's device, for `same_device`.
+    top_dev: Option<u64>,
+    /// Do not enter directories on another device than the top's.
+    same_device: bool,
+    /// The directories from the top to the current one.
+    levels: Vec<Level>,
+    /// The in-root path of the current directory; each level's is a prefix of it.
+    path: Vec<u8>,
+    /// `levels[open_from..]` have their fd open, `levels[1..open_from]` do not.
+    open_from: usize,
+    /// The visit [`SortedWalk::enter`] may enter: the last one, when it is a directory.
+    enterable: Option<u64>,
+    seq: u64,
+    buf: Vec<MaybeUninit<u8>>,
+}
+
+impl SortedWalk {
+    /// A walk of the tree at `path` (an in-root path; `.` and `..` are resolved lexically) in
+    /// `sysroot`. The directory holding the top is opened with [`Sysroot::open_dir`]; the top
+    /// itself is `lstat`ed there, never followed. If that fails, the walk yields the top with
+    /// the fault and ends.
+    pub fn new(sysroot: &Sysroot, path: &[u8], same_device: bool) -> SortedWalk {
+        let path = normalize(path);
+        let name_at = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        let parent = match name_at {
+            0 | 1 => &b"/"[..],
+            n => &path[..n - 1],
+        };
+        let mut top = Visit {
+            path: Vec::new(),
+            depth: 0,
+            stat: Err(Fault::Vanished),
+            dir: None,
+            name_at,
+            seq: 1,
+        };
+        match sysroot.open_dir(OsStr::from_bytes(parent)) {
+            Ok(fd) => {
+                let fd = Arc::new(fd);
+                let name = match &path[name_at..] {
+                    b"" => b".",
+                    name => name,
+                };
+                top.stat = lstat_at(fd.as_fd(), name);
+                top.dir = Some(fd);
+            }
+            Err(e) => top.stat = Err(sysroot_fault(&e)),
+        }
+        top.path = path;
+        SortedWalk {
+            top_dev: top.stat.as_ref().ok().map(|st| st.st_dev),
+            top: Some(top),
+            same_device,
+            levels: Vec::new(),
+            path: Vec::new(),
+            open_from: 1,
+            enterable: None,
+            seq: 1,
+            buf: vec![MaybeUninit::uninit(); DIRENT_BUFFER],
+        }
+    }
+
+    /// The next entry in manifest order, or `None` when the walk is done.
+    #[allow(clippy::should_implement_trait)] // not an Iterator: `enter` sits between two calls
+    pub fn next(&mut self) -> Option<Visit> {
+        if let Some(top) = self.top.take() {
+            self.enterable = top.is_dir().then_some(top.seq);
+            return Some(top);
+        }
+        self.enterable = None;
+        loop {
+            let level = self.levels.last_mut()?;
+            if level.next == level.order.len() {
+                self.leave();
+                continue;
+            }
+            let i = level.next;
+            level.next += 1;
+            let level = &*level;
+            let name = level.name_at(i);
+            let dir = &self.path[..level.path_len];
+            let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
+            path.extend_from_slice(dir);
+            if !dir.ends_with(b"/") {
+                path.push(b'/');
+            }
+            let name_at = path.len();
+            path.extend_from_slice(name);
+            let stat = match &level.fd {
+                Some(fd) => lstat_at(fd.as_fd(), name),
+                None => Err(Fault::Lost),
+            };
+            self.seq += 1;
+            let visit = Visit {
+                path,
+                depth: level.depth + 1,
+                stat,
+                dir: level.fd.clone(),
+                name_at,
+                seq: self.seq,
+            };
+            if visit.is_dir() {
+                self.enterable = Some(visit.seq);
+            }
+            return Some(visit);
+        }
+    }
+
+    /// Enters the directory `visit`, the entry [`SortedWalk::next`] just returned: its entries
+    /// come next. `Ok(false)` when there is nothing to enter (not a directory, not the last
+    /// visit, or on another device with `same_device`). An error says why the directory cannot
+    /// be read; when listing failed part way, the entries read before are still walked.
+    pub fn enter(&mut self, visit: &Visit) -> Result<bool, Fault> {
+        if self.enterable != Some(visit.seq) {
+            return Ok(false);
+        }
+        self.enterable = None;
+        let (Ok(st), Some(parent)) = (&visit.stat, &visit.dir) else {
+            return Ok(false);
+        };
+        if self.same_device && Some(st.st_dev) != self.top_dev {
+            return Ok(false);
+        }
+        if !may_enter(&visit.path) {
+            return Err(Fault::TooLong);
+        }
+        let fd = open_dir_at(parent.as_fd(), visit.name(), st.st_dev, st.st_ino)?;
+        let mut level = Level {
+            path_len: visit.path.len(),
+            name_at: visit.name_at,
+            depth: visit.depth,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            fd: None,
+            lost: false,
+            names: Vec::new(),
+            order: Vec::new(),
+            next: 0,
+        };
+        let listed = list_names(fd.as_fd(), &mut self.buf, |name| level.add(name.to_bytes()));
+        level.sort();
+        level.fd = Some(Arc::new(fd));
+        self.levels.push(level);
+        self.path.clear();
+        self.path.extend_from_slice(&visit.path);
+        if self.levels.len() - self.open_from > MAX_OPEN_LEVELS {
+            self.levels[self.open_from].fd = None;
+            self.open_from += 1;
+        }
+        listed.map(|()| true)
+    }
+
+    /// Leaves the current directory, reopening its parent if it was closed.
+    fn leave(&mut self) {
+        let Some(done) = self.levels.pop() else {
+            return;
+        };
+        let len = self.levels.len();
+        self.open_from = self.open_from.min(len).max(1);
+        let Some(parent) = self.levels.last() else {
+            return;
+        };
+        self.path.truncate(parent.path_len);
+        if parent.fd.is_some() || parent.lost {
+            return;
+        }
+        let i = len - 1;
+        match self.reopen(i, done.fd.as_deref()) {
+            Some(fd) => {
+                self.levels[i].fd = Some(Arc::new(fd));
+                self.open_from = i;
+            }
+            None => self.levels[i].lost = true,
+        }
+    }
+
+    /// Reopens the closed level `i`: as `..` of its child, else from the top down; each open
+    /// checked against the device and inode the level had.
+    fn reopen(&self, i: usize, child: Option<&OwnedFd>) -> Option<OwnedFd> {
+        let want = &self.levels[i];
+        if let Some(fd) = child.and_then(|c| open_dir_at(c.as_fd(), "..", want.dev, want.ino).ok())
+        {
+            return Some(fd);
+        }
+        let top = self.levels.first()?.fd.as_ref()?;
+        let mut cur: Option<OwnedFd> = None;
+        for level in &self.levels[1..=i] {
+            let parent = cur.as_ref().map_or(top.as_fd(), AsFd::as_fd);
+            let name = &self.path[level.name_at..level.path_len];
+            let next = open_dir_at(parent, name, level.dev, level.ino);
+            cur = Some(next.ok()?);
+        }
+        cur
+    }
+
+    /// How many directory fds the walk holds itself (not counting those its visits share).
+    #[cfg(test)]
+    fn open_levels(&self) -> usize {
+        self.levels.iter().filter(|l| l.fd.is_some()).count()
+    }
+}
+
+/// `path` as an absolute in-root path without empty components, `.` or `..` (`..` at the top
+/// stays there).
+fn normalize(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => drop(parts.pop()),
+            part => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return b"/".to_vec();
+    }
+    let mut out = Vec::with_capacity(path.len() + 1);
+    for part in parts {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -814,5 +1287,255 @@ mod tests {
         assert_eq!(summary.other_devices, 1);
         assert!(strings(&crossing.0).contains(&"/mnt/other/inside".to_string()));
         assert_eq!(crossing.1.other_devices, 0);
+    }
+
+    /// Everything a sorted walk from `top` yields, entering every directory it may; faults of
+    /// `enter` are returned with the directory's path.
+    fn sorted(s: &Sysroot, top: &[u8]) -> (Vec<Visit>, Vec<(Vec<u8>, Fault)>) {
+        let mut w = SortedWalk::new(s, top, true);
+        let (mut visits, mut faults) = (Vec::new(), Vec::new());
+        while let Some(v) = w.next() {
+            if let Err(f) = w.enter(&v) {
+                faults.push((v.path.clone(), f));
+            }
+            assert!(w.open_levels() <= MAX_OPEN_LEVELS + 1);
+            visits.push(v);
+        }
+        (visits, faults)
+    }
+
+    fn no_prune() -> Bounds {
+        Bounds {
+            prune: HashSet::new(),
+            ..Bounds::same_device()
+        }
+    }
+
+    #[test]
+    fn sorted_walk_yields_manifest_order_and_the_same_entries_as_the_parallel_walk() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in ["usr/bin", "a/x", "a-b", "a.b/y/z", "proc/1", "empty"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        for f in ["usr/bin/ls", "a/x/f", "a0", "a.b/y/z/f", "proc/1/status"] {
+            std::fs::write(r.join(f), "x").unwrap();
+        }
+        symlink("usr/bin", r.join("bin")).unwrap();
+        symlink("/", r.join("a/up")).unwrap();
+        std::fs::write(r.join(std::ffi::OsStr::from_bytes(b"caf\xe9")), "x").unwrap();
+        let s = Sysroot::open(r).unwrap();
+        let (visits, faults) = sorted(&s, b"/");
+        assert!(faults.is_empty(), "{faults:?}");
+        assert!(visits.iter().all(|v| v.stat.is_ok()));
+        let paths: Vec<Vec<u8>> = visits.iter().map(|v| v.path.clone()).collect();
+        let mut want = paths.clone();
+        want.sort_by(|a, b| crate::host::pathbytes::cmp_paths(a, b));
+        assert_eq!(paths, want, "not in manifest order");
+        assert_eq!(paths, collect(&s, &no_prune(), 3).0);
+        assert_eq!(
+            strings(&paths[..6]),
+            ["/", "/a", "/a/up", "/a/x", "/a/x/f", "/a-b"]
+        );
+        let depths: Vec<usize> = visits.iter().take(5).map(|v| v.depth).collect();
+        assert_eq!(depths, [0, 1, 2, 2, 3]);
+        assert_eq!(visits[0].name(), b".");
+        assert_eq!(visits[4].name(), b"f");
+
+        // A sub-tree, a single file, a link (never followed) and a missing top.
+        let (visits, _) = sorted(&s, b"/a/x/../x/");
+        assert_eq!(
+            strings(&visits.iter().map(|v| v.path.clone()).collect::<Vec<_>>()),
+            ["/a/x", "/a/x/f"]
+        );
+        for (top, kind_) in [(&b"/a0"[..], SFlag::S_IFREG), (b"/bin", SFlag::S_IFLNK)] {
+            let (visits, _) = sorted(&s, top);
+            assert_eq!(visits.len(), 1);
+            assert_eq!(kind(visits[0].stat.as_ref().unwrap()), kind_);
+        }
+        let (visits, _) = sorted(&s, b"/missing");
+        assert_eq!(visits.len(), 1);
+        assert_eq!(visits[0].stat.as_ref().unwrap_err(), &Fault::Vanished);
+    }
+
+    /// `depth` nested directories named `name` below `top`, each made relative to its parent's
+    /// fd (a path can outgrow PATH_MAX this way), with a file `f` at the bottom.
+    fn chain(top: &std::path::Path, name: &str, depth: usize) {
+        let mut fd =
+            nix::fcntl::open(top, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        for _ in 0..depth {
+            nix::sys::stat::mkdirat(&fd, name, Mode::from_bits_truncate(0o755)).unwrap();
+            fd = openat(&fd, name, DIR_FLAGS, Mode::empty()).unwrap();
+        }
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC;
+        drop(openat(&fd, "f", flags, Mode::from_bits_truncate(0o644)).unwrap());
+    }
+
+    #[test]
+    fn paths_beyond_path_max_are_walked_and_the_limit_is_reported() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("deep")).unwrap();
+        let name = "n".repeat(100);
+        chain(&t.path().join("deep"), &name, 330);
+        let s = Sysroot::open(t.path()).unwrap();
+        // "/deep" and 101 bytes per level: entered while 256 more bytes fit in MAX_PATH.
+        let last_entered = (MAX_PATH - 256 - 5) / 101;
+        let too_long = 5 + (last_entered + 1) * 101;
+
+        let (visits, faults) = sorted(&s, b"/");
+        let longest = visits.iter().map(|v| v.path.len()).max().unwrap();
+        assert!(longest > 4096, "{longest}");
+        assert_eq!(longest, too_long);
+        assert!(visits.iter().all(|v| v.stat.is_ok()));
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(faults[0].0.len(), too_long);
+        assert_eq!(faults[0].1, Fault::TooLong);
+
+        let (paths, summary) = collect(&s, &no_prune(), 2);
+        assert_eq!(paths.len(), visits.len());
+        assert_eq!(summary.error_count, 1);
+        assert_eq!(summary.errors[0].path.len(), too_long);
+        assert!(
+            summary.errors[0].reason.starts_with("not entered: "),
+            "{}",
+            summary.errors[0].reason
+        );
+    }
+
+    #[test]
+    fn entries_gone_before_their_lstat_are_reported_as_vanished() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..10 {
+            std::fs::write(d.join(format!("f{i}")), "x").unwrap();
+        }
+        let s = Sysroot::open(t.path()).unwrap();
+        // The listing is read; the first entry's visit removes the other nine before their lstat.
+        let removed = Mutex::new(false);
+        let summary = walk(&s, &no_prune(), 1, &|e: &Seen<'_>| {
+            if e.dir == b"/d" && !std::mem::replace(&mut *removed.lock().unwrap(), true) {
+                for i in 0..10 {
+                    let p = d.join(format!("f{i}"));
+                    if p.file_name().unwrap().as_bytes() != e.name {
+                        std::fs::remove_file(p).unwrap();
+                    }
+                }
+            }
+        })
+        .unwrap();
+        assert_eq!(summary.vanished, 9);
+        assert_eq!(summary.vanished_paths.len(), 9);
+        assert!(summary
+            .vanished_paths
+            .iter()
+            .all(|p| p.starts_with(b"/d/f")));
+        assert_eq!((summary.entries, summary.error_count), (3, 0));
+
+        for i in 0..10 {
+            std::fs::write(d.join(format!("f{i}")), "x").unwrap();
+        }
+        let mut w = SortedWalk::new(&s, b"/d", true);
+        let top = w.next().unwrap();
+        assert_eq!(w.enter(&top), Ok(true));
+        assert_eq!(w.next().unwrap().path, b"/d/f0");
+        for i in 1..10 {
+            std::fs::remove_file(d.join(format!("f{i}"))).unwrap();
+        }
+        let rest: Vec<Visit> = std::iter::from_fn(|| w.next()).collect();
+        assert_eq!(rest.len(), 9);
+        assert!(rest.iter().all(|v| v.stat == Err(Fault::Vanished)));
+    }
+
+    #[test]
+    fn the_sorted_walk_does_not_enter_a_directory_swapped_for_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().join("root");
+        std::fs::create_dir_all(r.join("a/swap")).unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "s").unwrap();
+        let s = Sysroot::open(&r).unwrap();
+        let mut w = SortedWalk::new(&s, b"/a", true);
+        let a = w.next().unwrap();
+        assert_eq!(w.enter(&a), Ok(true));
+        let swap = w.next().unwrap();
+        assert!(swap.is_dir());
+        std::fs::remove_dir(r.join("a/swap")).unwrap();
+        symlink(&outside, r.join("a/swap")).unwrap();
+        assert_eq!(w.enter(&swap), Err(Fault::Replaced));
+        assert!(w.next().is_none());
+        // Only the visit just returned may be entered.
+        let mut w = SortedWalk::new(&s, b"/a", true);
+        let a = w.next().unwrap();
+        let _ = w.next();
+        assert_eq!(w.enter(&a), Ok(false));
+    }
+
+    /// `/a/a/.../a` (`depth` levels), each directory also holding a file `z`.
+    fn ladder(r: &std::path::Path, depth: usize) {
+        let mut dir = r.to_path_buf();
+        for _ in 0..depth {
+            dir.push("a");
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("z"), "z").unwrap();
+        }
+    }
+
+    /// The `z` files a sorted walk of `/` finds, with their faults, calling `at_bottom` when it
+    /// reaches the deepest one.
+    fn ladder_walk(s: &Sysroot, at_bottom: impl FnOnce()) -> Vec<(usize, Result<(), Fault>)> {
+        let mut at_bottom = Some(at_bottom);
+        let (mut w, mut found, mut deepest) = (SortedWalk::new(s, b"/", true), Vec::new(), 0);
+        while let Some(v) = w.next() {
+            assert_eq!(w.enter(&v), Ok(v.is_dir()));
+            assert!(w.open_levels() <= MAX_OPEN_LEVELS + 1);
+            deepest = deepest.max(v.depth);
+            if v.name() == b"z" {
+                if v.depth == deepest {
+                    if let Some(f) = at_bottom.take() {
+                        f();
+                    }
+                }
+                found.push((v.depth, v.stat.map(drop)));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_deep_tree_keeps_few_directories_open_and_reopens_the_closed_ones() {
+        let t = tempfile::tempdir().unwrap();
+        ladder(t.path(), 100);
+        let s = Sysroot::open(t.path()).unwrap();
+        let found = ladder_walk(&s, || {});
+        assert_eq!(found.len(), 100);
+        assert!(found.iter().all(|(_, r)| r.is_ok()), "{found:?}");
+
+        // A closed level moved away: `..` of its child is no longer it, but it is still where
+        // the walk saw it from the top, so the walk goes on there.
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().to_path_buf();
+        ladder(&r, 40);
+        let s = Sysroot::open(&r).unwrap();
+        let found = ladder_walk(&s, || {
+            std::fs::rename(r.join("a/a/a"), r.join("moved")).unwrap()
+        });
+        assert_eq!(found.len(), 40);
+        assert!(found.iter().all(|(_, r)| r.is_ok()), "{found:?}");
+
+        // Replaced as well: its remaining entries are reported, the levels above read again.
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().to_path_buf();
+        ladder(&r, 40);
+        let s = Sysroot::open(&r).unwrap();
+        let found = ladder_walk(&s, || {
+            std::fs::rename(r.join("a/a"), r.join("gone")).unwrap();
+            std::fs::rename(r.join("gone/a"), r.join("moved")).unwrap();
+            std::fs::create_dir(r.join("a/a")).unwrap();
+        });
+        assert_eq!(found.len(), 40);
+        let lost: Vec<_> = found.iter().filter(|(_, r)| r.is_err()).collect();
+        assert_eq!(lost, [&(3, Err(Fault::Lost))], "/a/a/z");
     }
 }
