@@ -65,11 +65,21 @@ pub fn open_regular(path: &Path, links: Links) -> Result<File, LocalFileError> {
     if links == Links::Refuse {
         flags |= libc_flags::O_NOFOLLOW;
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
-        .map_err(io)?;
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => file,
+        // O_NOFOLLOW on a link: say so, not "too many levels of symbolic links"
+        Err(e)
+            if links == Links::Refuse
+                && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) =>
+        {
+            let _ = e;
+            return Err(LocalFileError::NotRegular {
+                path: path.to_path_buf(),
+                kind: "symbolic link",
+            });
+        }
+        Err(e) => return Err(io(e)),
+    };
     let ft = file.metadata().map_err(io)?.file_type();
     if !ft.is_file() {
         return Err(LocalFileError::NotRegular {

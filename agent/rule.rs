@@ -261,29 +261,48 @@ pub const MAX_TEXT_CHARS: usize = 4096;
 
 /// Text that may come from the audited system, made safe to show: control characters other than
 /// newline and tab written as `\u{..}` escapes (no terminal escape sequences reach a log or a
-/// text report), and at most [`MAX_TEXT_CHARS`] characters, the cut said with its size.
+/// text report), and at most about [`MAX_TEXT_CHARS`] characters: beyond that the middle is cut
+/// (the head and the tail kept, a message usually ending with what matters) and the cut said.
 pub fn bounded_text(text: &str) -> std::borrow::Cow<'_, str> {
+    bounded_to(text, MAX_TEXT_CHARS)
+}
+
+/// The most characters an evidence path keeps: the tree walk reports paths of up to 32 KiB.
+pub const MAX_PATH_CHARS: usize = 33 * 1024;
+
+fn bounded_to(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
-    if text.len() <= MAX_TEXT_CHARS && !text.chars().any(unsafe_char) {
+    if text.len() <= max && !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
-    let mut out = String::new();
-    let mut shown = 0;
-    for (i, c) in text.char_indices() {
-        if shown >= MAX_TEXT_CHARS {
-            out.push_str(&format!("… [{} more bytes]", text.len() - i));
-            break;
-        }
+    let mut escaped = String::with_capacity(text.len().min(max * 2));
+    for c in text.chars() {
         if unsafe_char(c) {
-            let escaped = c.escape_unicode().to_string();
-            shown += escaped.len();
-            out.push_str(&escaped);
+            escaped.extend(c.escape_unicode());
         } else {
-            shown += 1;
-            out.push(c);
+            escaped.push(c);
         }
     }
-    std::borrow::Cow::Owned(out)
+    let chars = escaped.chars().count();
+    if chars <= max {
+        return std::borrow::Cow::Owned(escaped);
+    }
+    // keep the head and the tail (a message usually ends with what matters), cut the middle
+    let keep = max / 2;
+    let head_end = escaped
+        .char_indices()
+        .nth(keep)
+        .map_or(escaped.len(), |(i, _)| i);
+    let tail_start = escaped
+        .char_indices()
+        .nth(chars - keep)
+        .map_or(escaped.len(), |(i, _)| i);
+    let cut = tail_start - head_end;
+    std::borrow::Cow::Owned(format!(
+        "{} … [{cut} bytes cut] … {}",
+        &escaped[..head_end],
+        &escaped[tail_start..]
+    ))
 }
 
 fn bound(text: &mut String) {
@@ -292,13 +311,19 @@ fn bound(text: &mut String) {
     }
 }
 
+fn bound_path(text: &mut String) {
+    if let std::borrow::Cow::Owned(b) = bounded_to(text, MAX_PATH_CHARS) {
+        *text = b;
+    }
+}
+
 impl Evidence {
-    /// Every field through [`bounded_text`].
+    /// Every field through [`bounded_text`] (the path to [`MAX_PATH_CHARS`]).
     pub fn bounded(mut self) -> Evidence {
-        for field in [&mut self.path, &mut self.found, &mut self.expected]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(path) = &mut self.path {
+            bound_path(path);
+        }
+        for field in [&mut self.found, &mut self.expected].into_iter().flatten() {
             bound(field);
         }
         bound(&mut self.message);
@@ -375,7 +400,16 @@ mod tests {
         let huge = "x".repeat(2 * 1024 * 1024);
         let b = bounded_text(&huge);
         assert!(b.len() < MAX_TEXT_CHARS + 40, "{}", b.len());
-        assert!(b.ends_with(&format!("… [{} more bytes]", huge.len() - MAX_TEXT_CHARS)));
+        assert!(
+            b.contains(&format!(
+                " … [{} bytes cut] … ",
+                huge.len() - MAX_TEXT_CHARS
+            )),
+            "{b}"
+        );
+        // the end of a long message survives
+        let long = format!("{} the reason", "p/".repeat(10_000));
+        assert!(bounded_text(&long).ends_with("/ the reason"));
         let cause = format!("dpkg status: bad line `{}`", "\u{0}\u{7f}é".repeat(100_000));
         let Outcome::Error { cause } = Outcome::error(cause).bounded() else {
             unreachable!()

@@ -212,7 +212,7 @@ fn init_then_verify_is_clean() {
     }
     let wrong = format!("sha256:{}", "0".repeat(64));
     let (code, _, stderr) = f.fim("verify", &["--expect-digest", &wrong]);
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, 1, "not the pinned manifest: a finding; {stderr}");
     assert!(stderr.contains("does not match the expected"), "{stderr}");
     assert!(
         stderr.contains(&f.manifest().display().to_string()),
@@ -597,7 +597,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn bad_manifests_are_refused_with_exit_2() {
+fn bad_manifests_are_refused_as_findings() {
     let f = Fixture::new();
     f.init();
     let good = fs::read(f.manifest()).unwrap();
@@ -626,7 +626,10 @@ fn bad_manifests_are_refused_with_exit_2() {
     for (name, bytes, want) in cases {
         fs::write(f.manifest(), &bytes).unwrap();
         let (code, stdout, stderr) = f.fim("verify", &[]);
-        assert_eq!(code, 2, "{name}: {stdout}{stderr}");
+        assert_eq!(
+            code, 1,
+            "a tampered manifest is a finding: {name}: {stdout}{stderr}"
+        );
         assert!(stderr.contains(want), "{name}: {stderr}");
         assert!(
             stderr.contains(&f.manifest().display().to_string()),

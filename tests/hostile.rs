@@ -7,6 +7,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -326,4 +327,123 @@ fn permission_denied_is_an_error_never_absent() {
         "{r}"
     );
     fs::set_permissions(root.path().join("root"), fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+/// A tree with a sealed manifest and one changed at its place by `plant`.
+fn fim_tree(plant: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let root = tree(&[OS_RELEASE, ("/usr/bin/tool", "#!/bin/sh\n")]);
+    let manifest = root.path().join("var/lib/ec2-harden/manifest");
+    let (code, _, stderr) = run(&[
+        "fim",
+        "init",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--path",
+        "/usr/bin",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(manifest.is_file());
+    plant(&manifest);
+    root
+}
+
+#[test]
+fn a_manifest_that_is_a_fifo_or_a_link_out_of_the_root_is_never_read_or_trusted() {
+    let outside = tempfile::tempdir().unwrap();
+    // a genuine manifest of another tree, outside the audited root
+    let decoy = fim_tree(|_| {});
+    let decoy_manifest = decoy.path().join("var/lib/ec2-harden/manifest");
+    let fifo = |m: &Path| {
+        fs::remove_file(m).unwrap();
+        nix::unistd::mkfifo(m, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    };
+    let link = |m: &Path| {
+        fs::remove_file(m).unwrap();
+        std::os::unix::fs::symlink(&decoy_manifest, m).unwrap();
+    };
+    let device = |m: &Path| {
+        fs::remove_file(m).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", m).unwrap();
+    };
+    for (what, root) in [
+        ("fifo", fim_tree(fifo)),
+        ("link", fim_tree(link)),
+        ("device", fim_tree(device)),
+    ] {
+        let r = root.path().to_str().unwrap();
+        let (code, stdout, stderr) =
+            run_within(&["fim", "verify", "--root", r], Duration::from_secs(30));
+        assert_ne!(code, 0, "{what}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("not a regular file") || stderr.contains("symbolic link"),
+            "{what}: {stderr}"
+        );
+        let (_, stdout, stderr) = run_within(
+            &[
+                "check",
+                "--offline",
+                "--stage",
+                "boot",
+                "--root",
+                r,
+                "--only",
+                "fim",
+                "--format",
+                "json",
+            ],
+            Duration::from_secs(60),
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{what}: {e}: {stderr}"));
+        let passes: Vec<&serde_json::Value> = report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "pass")
+            .collect();
+        assert!(passes.is_empty(), "{what}: a fim rule passed: {passes:?}");
+    }
+    drop(outside);
+}
+
+#[test]
+fn the_manifest_option_never_replaces_a_device_and_stale_temps_are_removed() {
+    let root = tree(&[OS_RELEASE, ("/usr/bin/tool", "#!/bin/sh\n")]);
+    let r = root.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("manifest");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (code, _, stderr) = run_within(
+        &[
+            "fim",
+            "init",
+            "--root",
+            r,
+            "--path",
+            "/usr/bin",
+            "--manifest",
+            fifo.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("refusing to replace"), "{stderr}");
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    // a bake killed mid-write left its temporary manifest: the next bake removes it
+    let target = dir.path().join("sealed");
+    let stale = dir.path().join(".sealed.tmp-999999999-0");
+    fs::write(&stale, "half a manifest").unwrap();
+    let (code, _, stderr) = run(&[
+        "fim",
+        "init",
+        "--root",
+        r,
+        "--path",
+        "/usr/bin",
+        "--manifest",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stale.exists(), "the stale temp file is gone");
+    assert!(target.is_file());
 }

@@ -56,10 +56,15 @@ pub struct FimArgs {
 const FIM_TEXT_MAX: usize = 24_000;
 
 fn fim_failure(e: fim::FimError) -> Failure {
-    if e.is_config() {
-        Failure::config(e)
-    } else {
-        Failure::internal(e)
+    match e {
+        // a manifest that is not intact, or not the pinned one, is a finding of `fim verify`
+        // (exit 1), not a usage error: the host's integrity cannot be shown
+        fim::FimError::Manifest { .. } | fim::FimError::DigestMismatch { .. } => Failure {
+            exit: Exit::Findings,
+            error: e.into(),
+        },
+        e if e.is_config() => Failure::config(e),
+        e => Failure::internal(e),
     }
 }
 

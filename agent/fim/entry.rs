@@ -253,12 +253,30 @@ fn read_file(dir: BorrowedFd<'_>, name: &[u8], st: &FileStat, hash: bool, entry:
         return;
     }
     let size = u64::try_from(opened.st_size).unwrap_or(0);
-    match hash_file(file, size) {
+    let mut file = file;
+    match hash_file(&mut file, size) {
         Ok((digest, read)) => {
             let after = entry.size;
+            // a write in place at the same size changes the inode's change time (which no
+            // user can set), so it is caught too
+            let rewritten = fstat(&file).is_ok_and(|now| {
+                (
+                    now.st_ctime,
+                    now.st_ctime_nsec,
+                    now.st_mtime,
+                    now.st_mtime_nsec,
+                ) != (
+                    opened.st_ctime,
+                    opened.st_ctime_nsec,
+                    opened.st_mtime,
+                    opened.st_mtime_nsec,
+                )
+            });
             if read != size || read != after {
                 entry.note = Some(format!("changed while hashed (size {size} -> {read})"));
                 entry.size = read;
+            } else if rewritten {
+                entry.note = Some("changed while hashed (written to during the read)".into());
             } else {
                 entry.sha256 = Some(digest);
             }
@@ -273,7 +291,7 @@ fn io_error(e: Errno) -> io::Error {
 }
 
 /// Hashes an open file; returns the digest and the number of bytes read.
-fn hash_file(mut file: File, expected: u64) -> io::Result<([u8; 32], u64)> {
+fn hash_file(file: &mut File, expected: u64) -> io::Result<([u8; 32], u64)> {
     BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
         if buf.len() != READ_BUF {
@@ -475,6 +493,35 @@ mod tests {
         );
         let p = pending("p").read(true);
         assert_eq!((p.kind, p.sha256, p.note), (Kind::Other, None, None));
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_at_the_same_size_while_hashed_is_noted() {
+        use std::os::unix::fs::FileExt;
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("big");
+        std::fs::write(&f, vec![b'a'; 96 << 20]).unwrap();
+        let s = crate::sysroot::Sysroot::open(t.path()).unwrap();
+        let p = found(&s, "big");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let e = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let w = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    w.write_at(b"b", (i * 4096) % (96 << 20)).unwrap();
+                    i += 1;
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+            });
+            // let the writer start before the read
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let e = p.read(true);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            e
+        });
+        assert_eq!(e.sha256, None, "a torn read is never sealed");
+        assert!(e.note.unwrap().contains("changed while hashed"));
     }
 
     #[test]

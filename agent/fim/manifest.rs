@@ -249,6 +249,23 @@ impl Writer {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // what the target names now, following links: only a regular file (or nothing) may be
+        // replaced; a device, a FIFO or a link to one is left as it is
+        if let Ok(md) = fs::metadata(target) {
+            if !md.is_file() {
+                return Err(FimError::io(
+                    "writing the manifest",
+                    target,
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "refusing to replace it: it is a {}, not a regular file",
+                            crate::localfs::kind_of(md.file_type())
+                        ),
+                    ),
+                ));
+            }
+        }
         if !dir.is_dir() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -256,6 +273,7 @@ impl Writer {
                 .create(&dir)
                 .map_err(|e| FimError::io("creating the directory of", target, e))?;
         }
+        remove_stale_temps(&dir, &name.to_string_lossy());
         let (tmp, file) = create_temp(&dir, &name.to_string_lossy())
             .map_err(|e| FimError::io("creating a temporary file for", target, e))?;
         let mut w = Writer {
@@ -382,6 +400,39 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
     Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
 }
 
+/// Remove `.NAME.tmp-PID-N` files that a killed run left behind (its PID no longer exists): an
+/// image must not carry half-written manifests from an interrupted bake.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // the writer runs on this host: no /proc/PID, no writer
+        let gone = pid > 0
+            && pid != std::process::id() as i32
+            && Path::new("/proc/self").exists()
+            && !Path::new(&format!("/proc/{pid}")).exists();
+        if gone && e.file_type().is_ok_and(|t| t.is_file()) {
+            match fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %e.path().display(), "removed a manifest left half-written by an interrupted run")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %e.path().display(), "cannot remove a stale manifest temp file: {err}")
+                }
+            }
+        }
+    }
+}
+
 fn libc_o_nofollow() -> i32 {
     (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC).bits()
 }
@@ -414,12 +465,26 @@ pub struct Reader {
 
 impl Reader {
     /// Opens a manifest and reads its header.
+    /// Open a manifest: a regular file, opened without blocking and without following a final
+    /// symbolic link (a FIFO, a device or a link planted at the manifest's place is an error,
+    /// never read and never followed out of the root).
     pub fn open(path: &Path) -> Result<Reader, FimError> {
-        let file = File::open(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => FimError::ManifestMissing {
+        use crate::localfs::{open_regular, Links, LocalFileError};
+        let file = open_regular(path, Links::Refuse).map_err(|e| match e {
+            e if e.is_not_found() => FimError::ManifestMissing {
                 path: path.to_path_buf(),
             },
-            _ => FimError::io("opening the manifest", path, e),
+            LocalFileError::Io { source, .. } => FimError::io("opening the manifest", path, source),
+            LocalFileError::NotRegular { kind, .. } => FimError::Manifest {
+                path: path.to_path_buf(),
+                line: None,
+                reason: format!("it is a {kind}, not a regular file"),
+            },
+            LocalFileError::TooLarge { limit, .. } => FimError::Manifest {
+                path: path.to_path_buf(),
+                line: None,
+                reason: format!("larger than {limit} bytes"),
+            },
         })?;
         let mut r = Reader {
             path: path.to_path_buf(),

@@ -375,19 +375,12 @@ struct MountLine {
 /// taken in mountinfo order; when several are on one path, the last is the visible one.
 pub fn skipped_mounts(mountinfo: &str) -> Vec<(Vec<u8>, String)> {
     let mut mounts: Vec<MountLine> = Vec::new();
-    for line in mountinfo.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        if sep < 6 || sep + 1 >= fields.len() {
-            continue;
-        }
+    for line in crate::host::mounts::mountinfo(mountinfo) {
         let m = MountLine {
-            point: crate::host::mounts::unescape_bytes(fields[4]),
-            dev: fields[2].to_string(),
-            root: crate::host::mounts::unescape_bytes(fields[3]),
-            fstype: fields[sep + 1].to_string(),
+            point: line.point,
+            dev: line.dev.to_string(),
+            root: line.root,
+            fstype: line.fstype.to_string(),
         };
         mounts.retain(|old| old.point != m.point);
         mounts.push(m);
