@@ -72,7 +72,16 @@ cp "$r/etc/environment" "$r/etc/ssh/sshd_config"
 measure hostile "100 MB line in /etc/environment and sshd_config (check --only credentials,ssh)" 1 \
     "$agent" check --offline --root "$r" --only credentials,ssh
 
-# 5. a spool of 10,000 reports and an endpoint that refuses connections
+# 5. a site baseline of 20,000 rules (positions of its diagnostics were once quadratic)
+{
+    printf '[baseline]\nname = "big"\nversion = "1"\n\n'
+    for i in $(seq 20000); do
+        printf '[[file_absent]]\nid = "rule-%d"\ntitle = "t"\nseverity = "low"\nrationale = "r"\nremediation = "m"\npath = "/etc/x%d"\n\n' "$i" "$i"
+    done
+} >"$work/big.toml"
+measure hostile "baseline validate, 20,000 rules" 3 "$agent" baseline validate "$work/big.toml"
+
+# 6. a spool of 10,000 reports and an endpoint that refuses connections
 spool="$work/spool"
 mkdir -p "$spool" && chmod 700 "$spool"
 r=$(root spool-source)
