@@ -57,6 +57,24 @@ fn run_within(args: &[&str], limit: Duration) -> (i32, String, String) {
     )
 }
 
+/// `check --offline --format json` of `root` with `extra`, within a minute; the parsed report.
+fn check_report_within(root: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["check", "--offline", "--format", "json", "--root", root];
+    args.extend_from_slice(extra);
+    let (_, stdout, stderr) = run_within(&args, Duration::from_secs(60));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stderr}"))
+}
+
+/// The results of a report with `status`.
+fn with_status<'a>(report: &'a serde_json::Value, status: &str) -> Vec<&'a serde_json::Value> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == status)
+        .collect()
+}
+
 #[test]
 fn a_baseline_that_is_a_fifo_or_a_device_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,27 +217,8 @@ fn doubling_nft_defines_end_in_an_error_not_an_abort() {
         wants.join("nftables.service"),
     )
     .unwrap();
-    let (_, stdout, stderr) = run_within(
-        &[
-            "check",
-            "--offline",
-            "--root",
-            root.path().to_str().unwrap(),
-            "--only",
-            "firewall",
-            "--format",
-            "json",
-        ],
-        Duration::from_secs(60),
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    let errors: Vec<&serde_json::Value> = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] == "error")
-        .collect();
+    let report = check_report_within(root.path().to_str().unwrap(), &["--only", "firewall"]);
+    let errors = with_status(&report, "error");
     assert!(
         errors.iter().any(|r| r["cause"]
             .as_str()
@@ -378,29 +377,8 @@ fn a_manifest_that_is_a_fifo_or_a_link_out_of_the_root_is_never_read_or_trusted(
             stderr.contains("not a regular file") || stderr.contains("symbolic link"),
             "{what}: {stderr}"
         );
-        let (_, stdout, stderr) = run_within(
-            &[
-                "check",
-                "--offline",
-                "--stage",
-                "boot",
-                "--root",
-                r,
-                "--only",
-                "fim",
-                "--format",
-                "json",
-            ],
-            Duration::from_secs(60),
-        );
-        let report: serde_json::Value =
-            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{what}: {e}: {stderr}"));
-        let passes: Vec<&serde_json::Value> = report["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["status"] == "pass")
-            .collect();
+        let report = check_report_within(r, &["--stage", "boot", "--only", "fim"]);
+        let passes = with_status(&report, "pass");
         assert!(passes.is_empty(), "{what}: a fim rule passed: {passes:?}");
     }
     drop(outside);
