@@ -220,6 +220,29 @@ pub fn ids_with(report: &serde_json::Value, status: &str) -> Vec<String> {
     ids
 }
 
+/// The rules a report did not pass, for the expected-findings snapshots (`tests/snapshots/`): every
+/// `fail` and `error` result as `STATUS RULE-ID`, one per line, sorted by rule id.
+pub fn findings(report: &serde_json::Value) -> String {
+    let mut lines: Vec<(&str, &str)> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["status"] == "fail" || r["status"] == "error")
+        .map(|r| {
+            (
+                r["id"].as_str().expect("rule id"),
+                r["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+        .iter()
+        .map(|(id, status)| format!("{status:<5} {id}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Packages of the real Debian 12 root the integration suites share (an EC2 image's set).
 pub const DEBOOTSTRAP_PACKAGES: &str =
     "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
