@@ -130,6 +130,7 @@ fn harden(root: &Path) {
 }
 
 #[test]
+#[ignore = "needs root, network, tools: a debootstrapped Debian 12 root"]
 fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
     let root = working_copy();
     let (code, stock, stderr) = check_json(root.path(), &["--stage", "bake"]);
@@ -214,6 +215,7 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
 }
 
 #[test]
+#[ignore = "needs root, network, tools: a debootstrapped Debian 12 root"]
 fn seeded_faults_in_a_hardened_real_root_are_each_caught() {
     let root = working_copy();
     harden(root.path());
