@@ -196,3 +196,141 @@ pub fn apply_waivers(
     }
     expired
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Check;
+    use crate::fim::FimPolicy;
+    use crate::report::LayerInfo;
+    use crate::rule::{Origin, RuleMeta};
+
+    /// A check that panics with a formatted message (a `String` payload) or a literal (`&str`).
+    #[derive(Debug)]
+    enum Panics {
+        Formatted,
+        Literal,
+    }
+
+    impl Check for Panics {
+        fn evaluate(&self, _cx: &Context<'_>) -> Outcome {
+            match self {
+                Panics::Formatted => panic!("index {} out of range for {} entries", 7, 3),
+                Panics::Literal => panic!("a literal panic message"),
+            }
+        }
+    }
+
+    /// A check that always passes.
+    #[derive(Debug)]
+    struct Passes;
+
+    impl Check for Passes {
+        fn evaluate(&self, _cx: &Context<'_>) -> Outcome {
+            Outcome::pass(Evidence::new("all good"))
+        }
+    }
+
+    fn rule(id: &str, check: impl Check + 'static) -> Rule {
+        Rule {
+            meta: RuleMeta {
+                id: id.into(),
+                title: format!("{id} title"),
+                severity: Severity::High,
+                stages: Stage::ALL.to_vec(),
+                family: "test".into(),
+                kind: "test".into(),
+                rationale: String::new(),
+                remediation: String::new(),
+                references: Vec::new(),
+                origin: Origin {
+                    file: "engine-tests.toml".into(),
+                    line: 1,
+                },
+            },
+            check: Box::new(check),
+        }
+    }
+
+    fn cause(result: &RuleResult) -> &str {
+        match &result.outcome {
+            Outcome::Error { cause } => cause,
+            other => panic!("{}: expected an error outcome, got {other:?}", result.id),
+        }
+    }
+
+    #[test]
+    fn a_panicking_check_is_an_error_naming_the_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let sysroot = Sysroot::open(dir.path()).unwrap();
+        let facts = HostFacts::gather(&sysroot);
+        let cx = Context::new(&sysroot, Stage::Run, &facts, true);
+
+        let result = evaluate(&rule("panics-formatted", Panics::Formatted), &cx);
+        assert_eq!(result.status(), Status::Error);
+        assert_eq!(
+            cause(&result),
+            "internal error: the check panicked: index 7 out of range for 3 entries"
+        );
+        let result = evaluate(&rule("panics-literal", Panics::Literal), &cx);
+        assert_eq!(
+            cause(&result),
+            "internal error: the check panicked: a literal panic message"
+        );
+        // the rule's metadata still describes the result
+        assert_eq!(
+            (result.id.as_str(), result.severity),
+            ("panics-literal", Severity::High)
+        );
+    }
+
+    #[test]
+    fn a_run_reports_the_panicking_rule_as_an_error_and_the_others_normally() {
+        let dir = tempfile::tempdir().unwrap();
+        let sysroot = Sysroot::open(dir.path()).unwrap();
+        let facts = HostFacts::gather(&sysroot);
+        let baseline = Baseline {
+            name: "engine-tests".into(),
+            layers: vec![LayerInfo {
+                name: "engine-tests".into(),
+                version: "1".into(),
+                source: "engine-tests.toml".into(),
+            }],
+            digest: "sha256:0".into(),
+            rules: vec![rule("panics", Panics::Formatted), rule("passes", Passes)],
+            waivers: Vec::new(),
+            warnings: Vec::new(),
+            fim: FimPolicy::default(),
+        };
+        let opts = RunOptions {
+            stage: Stage::Run,
+            only: Vec::new(),
+            skip: Vec::new(),
+            offline: true,
+            fail_on: FailOn::AtOrAbove(Severity::High),
+            today: jiff::civil::date(2025, 1, 1),
+            fim: FimSettings::default(),
+            probes: ProbeSettings::default(),
+        };
+        let report = run(&baseline, &sysroot, facts, 0.0, 0.0, &opts);
+
+        let statuses: Vec<(&str, Status)> = report
+            .results
+            .iter()
+            .map(|r| (r.id.as_str(), r.status()))
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![("panics", Status::Error), ("passes", Status::Pass)]
+        );
+        assert_eq!(
+            cause(&report.results[0]),
+            "internal error: the check panicked: index 7 out of range for 3 entries"
+        );
+        // an error is a finding: the high rule that could not be evaluated fails the gate
+        assert_eq!(
+            (report.gate.findings_at_or_above, report.gate.passed),
+            (1, false)
+        );
+    }
+}

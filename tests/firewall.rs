@@ -199,6 +199,7 @@ const IMDS_NFT: &str = "table inet imds {\n\tchain output {\n\t\ttype filter hoo
 const INPUT_DROP: &str = "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tiif \"lo\" accept\n\t\tct state established,related accept\n\t\ttcp dport 22 accept\n\t}\n}\n";
 
 #[test]
+#[ignore = "needs root, tools: a network namespace with nftables/iptables"]
 fn no_ruleset_restricts_nothing_and_accepts_everything() {
     let (_d, bin) = public_bin();
     let ns = Netns::new();
@@ -219,6 +220,7 @@ fn no_ruleset_restricts_nothing_and_accepts_everything() {
 }
 
 #[test]
+#[ignore = "needs root, tools: a network namespace with nftables/iptables"]
 fn meta_skuid_restriction_passes() {
     let (_d, bin) = public_bin();
     let ns = Netns::new();
@@ -250,6 +252,7 @@ fn meta_skuid_restriction_passes() {
 }
 
 #[test]
+#[ignore = "needs root, tools: a network namespace with nftables/iptables"]
 fn aws_documented_iptables_uid_owner_rule_passes() {
     let (_d, bin) = public_bin();
     let ns = Netns::new();
@@ -277,6 +280,7 @@ fn aws_documented_iptables_uid_owner_rule_passes() {
 }
 
 #[test]
+#[ignore = "needs root, tools: a network namespace with nftables/iptables"]
 fn a_rule_that_only_logs_or_names_the_wrong_address_fails() {
     let (_d, bin) = public_bin();
     let ns = Netns::new();
@@ -293,6 +297,7 @@ fn a_rule_that_only_logs_or_names_the_wrong_address_fails() {
 }
 
 #[test]
+#[ignore = "needs root, tools: a network namespace with nftables/iptables"]
 fn input_policy_accept_fails_and_drop_passes() {
     let (_d, bin) = public_bin();
     let ns = Netns::new();
@@ -326,6 +331,7 @@ fn input_policy_accept_fails_and_drop_passes() {
 }
 
 #[test]
+#[ignore = "needs root, tools: a network namespace with nftables/iptables"]
 fn active_probe_root_gets_through_and_nobody_is_refused() {
     let (_d, bin) = public_bin();
     let mut ns = Netns::new();
@@ -541,6 +547,7 @@ fn firewalld_and_ufw_images_are_judged_on_their_own_configuration() {
 }
 
 #[test]
+#[ignore = "needs root, tools: a network namespace with nftables/iptables"]
 fn a_live_host_at_bake_is_judged_on_its_boot_configuration() {
     // the build instance's own ruleset is not what the image carries: stage bake on `/` reads
     // the configuration files, and says so

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: the command the README gives and the one CI (.ci/run) calls.
-# It installs what is missing, then runs formatting, lints, unit and integration tests.
-# It needs root: fixture trees carry root-owned files with exact owners (and later suites use
-# network namespaces, debootstrap and qemu).
+# It installs what is missing, then runs formatting, lints, unit and integration tests, including
+# the ones plain `cargo test` leaves out: `#[ignore = "needs root: ..."]`, `"needs network: ..."`,
+# `"needs tools: ..."` (fixture files with exact owners, network namespaces, debootstrap, qemu,
+# packer, the Python venv; see tests/common/mod.rs). So it needs root and network.
+# Plain `cargo test`, as any user and offline, is the fast tier: unit tests and what runs
+# unprivileged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,6 +101,9 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-INSTA_UPDATE=no cargo test --all-targets 2>&1 | tee "$log"
+# every test binary runs even when one fails, so the closing count covers the whole suite
+status=0
+INSTA_UPDATE=no cargo test --all-targets --no-fail-fast -- --include-ignored 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -247,6 +247,7 @@ fn stored(ep: &SsmEndpoint, operation: &str) -> Vec<Value> {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn a_report_lands_in_compliance_and_inventory_as_the_aws_cli_reads_it() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
@@ -367,6 +368,7 @@ fn a_report_lands_in_compliance_and_inventory_as_the_aws_cli_reads_it() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn an_unchanged_report_is_a_no_op_and_a_changed_one_replaces_every_item() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
@@ -397,6 +399,7 @@ fn an_unchanged_report_is_a_no_op_and_a_changed_one_replaces_every_item() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn the_generic_endpoint_variable_works_too() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
@@ -413,6 +416,7 @@ fn the_generic_endpoint_variable_works_too() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn transient_faults_are_retried_within_the_run() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
@@ -439,6 +443,7 @@ fn transient_faults_are_retried_within_the_run() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn a_response_that_never_comes_leaves_the_report_spooled_for_the_flush() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
@@ -483,6 +488,7 @@ fn a_response_that_never_comes_leaves_the_report_spooled_for_the_flush() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn an_outage_spools_every_run_and_one_flush_delivers_them_oldest_first() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
@@ -558,6 +564,7 @@ fn an_outage_spools_every_run_and_one_flush_delivers_them_oldest_first() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn an_agent_killed_mid_delivery_loses_nothing_and_resends_nothing() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
@@ -618,6 +625,7 @@ fn an_agent_killed_mid_delivery_loses_nothing_and_resends_nothing() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn the_fim_digest_is_published_at_bake_and_pinned_at_verify() {
     let ep = SsmEndpoint::start();
     let host = Host::new();
@@ -698,6 +706,7 @@ fn the_fim_digest_is_published_at_bake_and_pinned_at_verify() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn an_unreachable_endpoint_is_named_and_the_report_waits_in_the_spool() {
     let ep = SsmEndpoint::start_with(false, true);
     let host = Host::new();
@@ -717,6 +726,7 @@ fn an_unreachable_endpoint_is_named_and_the_report_waits_in_the_spool() {
 }
 
 #[test]
+#[ignore = "needs tools: the Python venv target/venv (awscli, moto)"]
 fn https_is_verified_against_the_trust_store_and_an_unknown_issuer_is_refused() {
     // The real endpoint is HTTPS: the agent's client (hyper + rustls on ring) must trust what the
     // host's store trusts (SSL_CERT_FILE here stands for /etc/ssl/certs or /etc/pki/tls) and

@@ -26,6 +26,7 @@ fn failing_scans(report: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn each_scan_passes_clean_and_catches_its_seeded_fault() {
     let clean = fixture("debian-12-hardened");
     let (_, report, stderr) = check_json(clean.path(), &["--only", "files"]);
@@ -94,6 +95,7 @@ fn each_scan_passes_clean_and_catches_its_seeded_fault() {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn evidence_is_capped_sorted_counted_and_escaped() {
     let root = fixture("debian-12-hardened");
     let dir = root.path().join("srv/share");
@@ -156,6 +158,7 @@ fn one_walk_serves_every_scan() {
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn a_site_layer_excludes_and_allows() {
     let root = fixture("debian-12-hardened");
     apply(
@@ -215,6 +218,7 @@ allow = ["/usr/bin/*", "/opt/vendor/bin/*"]
 }
 
 #[test]
+#[ignore = "needs root: fixture file owners"]
 fn unreadable_account_databases_are_errors_not_floods() {
     let root = fixture("debian-12-hardened");
     apply(root.path(), "rm /etc/group\nmkdir /etc/group");

@@ -4,6 +4,20 @@
 //! git cannot store: modes, owners, FIFOs, symlinks, removals, and a `base` tree to start from).
 //! [`fixture`] copies the base chain and overlays into a fresh temp dir and applies the ops; tests
 //! add their own seeded faults with [`apply`], in the same op language.
+//!
+//! Owners need root. Run by another user, [`fixture`] skips its `chown` ops, so every file of the
+//! tree belongs to that user, and [`apply`] refuses `chown` (a seeded fault must happen as
+//! written). A test whose verdicts depend on the fixture's owners (a permission rule, an unowned
+//! file, a gate that only the owners keep clean) is `#[ignore = "needs root: fixture file
+//! owners"]`. (A user namespace is no way around it: without `newuidmap` and `/etc/subuid` ranges
+//! an unprivileged user maps only its own ids, and the fixtures need 0, 42, 1000 and 4242.)
+//!
+//! Plain `cargo test`, by any user and offline, runs the unit tests and every integration test
+//! that can run there; the others are `#[ignore]`d with a reason in one vocabulary: `needs root:`
+//! (file owners, network namespaces, chroot), `needs network:` (Debian's archive, PyPI, toolchain
+//! downloads), `needs tools:` (programs `tests/run.sh` installs: cryptsetup, qemu, packer, rpm,
+//! dnf, cloud-init, its Python venv `target/venv`, ...), several joined as `needs root, network,
+//! tools:`. `tests/run.sh` (root, network) runs them all with `--include-ignored`.
 
 #![allow(dead_code)]
 
@@ -18,7 +32,8 @@ pub fn roots_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/roots")
 }
 
-/// A fresh copy of fixture `name` (with its `base` chain) in a temp dir.
+/// A fresh copy of fixture `name` (with its `base` chain) in a temp dir. Not run as root, its
+/// `chown` ops are skipped (see the module documentation).
 pub fn fixture(name: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix(&format!("ec2h-{name}-"))
@@ -42,7 +57,16 @@ fn build(name: &str, root: &Path) {
         tree.is_dir() || spec_path.is_file(),
         "no fixture named {name}"
     );
-    apply(root, &spec);
+    apply_ops(root, &spec, Owners::IfRoot);
+}
+
+/// What a `chown` op does when the tests do not run as root.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owners {
+    /// Skip it: the file keeps the test user's owner ([`fixture`]'s own trees).
+    IfRoot,
+    /// Fail: a test's seeded fault must happen as written ([`apply`]).
+    Exact,
 }
 
 /// Copy `from` into `to` (merging), keeping symlinks as symlinks.
@@ -76,6 +100,10 @@ fn unescape(text: &str) -> String {
 /// Apply fixture ops (see `tests/fixtures/roots/debian-12-default.fixture`) to a root; tests may
 /// also `copy SRC DST` a file inside the root (content and mode).
 pub fn apply(root: &Path, ops: &str) {
+    apply_ops(root, ops, Owners::Exact);
+}
+
+fn apply_ops(root: &Path, ops: &str, owners: Owners) {
     for line in ops.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -94,12 +122,17 @@ pub fn apply(root: &Path, ops: &str) {
             }
             "chown" => {
                 let (uid, gid) = a.split_once(':').expect("UID:GID");
+                if owners == Owners::IfRoot && !nix::unistd::geteuid().is_root() {
+                    continue;
+                }
                 std::os::unix::fs::lchown(
                     at(root, b),
                     Some(uid.parse().unwrap()),
                     Some(gid.parse().unwrap()),
                 )
-                .unwrap_or_else(|e| panic!("chown {b}: {e} (the tests run as root)"));
+                .unwrap_or_else(|e| {
+                    panic!("chown {b}: {e} (giving files other owners needs root)")
+                });
             }
             "rm" => {
                 let p = at(root, a);
@@ -218,6 +251,29 @@ pub fn ids_with(report: &serde_json::Value, status: &str) -> Vec<String> {
         .collect();
     ids.sort();
     ids
+}
+
+/// The rules a report did not pass, for the expected-findings snapshots (`tests/snapshots/`): every
+/// `fail` and `error` result as `STATUS RULE-ID`, one per line, sorted by rule id.
+pub fn findings(report: &serde_json::Value) -> String {
+    let mut lines: Vec<(&str, &str)> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["status"] == "fail" || r["status"] == "error")
+        .map(|r| {
+            (
+                r["id"].as_str().expect("rule id"),
+                r["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+        .iter()
+        .map(|(id, status)| format!("{status:<5} {id}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Packages of the real Debian 12 root the integration suites share (an EC2 image's set).
