@@ -253,6 +253,10 @@ fn read_file(dir: BorrowedFd<'_>, name: &[u8], st: &FileStat, hash: bool, entry:
         return;
     }
     let size = u64::try_from(opened.st_size).unwrap_or(0);
+    if let Some(why) = too_costly_to_hash(size, u64::try_from(opened.st_blocks).unwrap_or(0)) {
+        entry.note = Some(why);
+        return;
+    }
     let mut file = file;
     match hash_file(&mut file, size) {
         Ok((digest, read)) => {
@@ -282,6 +286,32 @@ fn read_file(dir: BorrowedFd<'_>, name: &[u8], st: &FileStat, hash: bool, entry:
             }
         }
         Err(e) => entry.note = Some(format!("read: {e}")),
+    }
+}
+
+/// The most bytes one file may make the agent hash (more than any file of an image's system
+/// directories holds).
+pub const MAX_HASH_BYTES: u64 = 16 << 30;
+/// A file larger than this that is mostly holes (sparse) is not hashed: its zeros would cost seconds
+/// per gigabyte to hash, a way for an image to stall a boot.
+pub const SPARSE_HASH_BYTES: u64 = 1 << 30;
+
+/// Why a file of `size` bytes with `blocks` 512-byte blocks allocated is not hashed, if it is not:
+/// it is recorded with the reason instead (so `fim verify` reports it as not verifiable).
+fn too_costly_to_hash(size: u64, blocks: u64) -> Option<String> {
+    let allocated = blocks.saturating_mul(512);
+    if size > MAX_HASH_BYTES {
+        Some(format!(
+            "not hashed: {size} bytes, more than the {} GiB a file may take",
+            MAX_HASH_BYTES >> 30
+        ))
+    } else if size > SPARSE_HASH_BYTES && allocated < size / 8 {
+        Some(format!(
+            "not hashed: a sparse file of {size} bytes with {allocated} allocated (more than {} GiB, mostly holes)",
+            SPARSE_HASH_BYTES >> 30
+        ))
+    } else {
+        None
     }
 }
 
@@ -522,6 +552,25 @@ mod tests {
         });
         assert_eq!(e.sha256, None, "a torn read is never sealed");
         assert!(e.note.unwrap().contains("changed while hashed"));
+    }
+
+    #[test]
+    fn a_huge_sparse_file_is_noted_not_hashed() {
+        let t = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(t.path().join("sparse")).unwrap();
+        f.set_len(10 << 30).unwrap();
+        let s = crate::sysroot::Sysroot::open(t.path()).unwrap();
+        let start = std::time::Instant::now();
+        let e = found(&s, "sparse").read(true);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(e.sha256, None);
+        assert!(e.note.unwrap().contains("sparse file of 10737418240 bytes"));
+        assert_eq!(
+            too_costly_to_hash(2 << 30, (2 << 30) / 512),
+            None,
+            "dense: hashed"
+        );
+        assert!(too_costly_to_hash(17 << 30, (17 << 30) / 512).is_some());
     }
 
     #[test]

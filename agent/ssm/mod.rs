@@ -290,3 +290,50 @@ pub fn flush(
     let region = region(region_flag, spooled_region.as_deref());
     deliver_through(&spool, api(region.as_deref()), deadline, settings, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_trims_an_overfull_spool_and_reads_entries_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            spool_dir: dir.path().join("spool"),
+            agent_dir: dir.path().join("agent"),
+            ..Settings::default()
+        };
+        let spool = Spool::open(&settings.spool_dir).unwrap();
+        let target = Target {
+            instance_id: "i-0123456789abcdef0".into(),
+            region: Some("eu-west-1".into()),
+            command_id: None,
+        };
+        let (env, _) = envelope(&crate::report::testutil::sample_report(), &target);
+        let body = serde_json::to_vec(&env).unwrap();
+        for i in 0..(spool::MAX_PENDING + 150) {
+            std::fs::write(
+                settings
+                    .spool_dir
+                    .join(format!("{:020}-0000000001.json", i + 1)),
+                &body,
+            )
+            .unwrap();
+        }
+        // no client can be built: nothing is sent, the spool is trimmed to its cap and kept
+        let d = flush(&settings, None, |_| {
+            Err(ApiError::Blocked {
+                code: "NoCredentials".into(),
+                message: "none here".into(),
+            })
+        })
+        .unwrap();
+        assert_eq!(d.pending, spool::MAX_PENDING, "{d:?}");
+        assert_eq!(spool.pending().unwrap().len(), spool::MAX_PENDING);
+        // the newest are kept
+        assert_eq!(
+            spool.pending().unwrap().last().unwrap().key,
+            format!("{:020}-0000000001", spool::MAX_PENDING + 150)
+        );
+    }
+}
