@@ -390,6 +390,47 @@ fn apt_release() {
 }
 
 #[test]
+fn apt_indexes_compressed() {
+    use std::io::Write as _;
+    let plain = seeds("dpkg_status", &["var/lib/dpkg/status"]).concat();
+    let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    lz4.write_all(&plain).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    let mut xz = Vec::new();
+    lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
+    let s = vec![lz4.finish().unwrap(), gz.finish().unwrap(), xz];
+    const LISTS: &str =
+        "/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages";
+    let tree = Tree::new(&[]);
+    std::fs::create_dir_all(
+        tree.root
+            .join(LISTS.trim_start_matches('/'))
+            .parent()
+            .unwrap(),
+    )
+    .unwrap();
+    // each seed decompresses to the text it was made from
+    for (seed, ext) in s.iter().zip([".lz4", ".gz", ".xz"]) {
+        let path = format!("{LISTS}{ext}");
+        tree.put(&path, seed);
+        assert_eq!(
+            crate::host::packages::apt::read_index(&tree.sysroot, &path).unwrap(),
+            plain
+        );
+    }
+    fuzz("apt_indexes_compressed", s, move |b| {
+        for ext in [".lz4", ".gz", ".xz"] {
+            let path = format!("{LISTS}{ext}");
+            tree.put(&path, b);
+            if let Ok(index) = crate::host::packages::apt::read_index(&tree.sysroot, &path) {
+                let _ = crate::host::packages::deb822::paragraphs(&text(&index), |_| {});
+            }
+        }
+    });
+}
+
+#[test]
 fn versions() {
     let s = vec![
         b"1:2.3.4-5+deb12u1".to_vec(),
