@@ -516,27 +516,25 @@ fn rpm_databases() {
     let sqlite = Tree::new(&[("/var/lib/rpm/rpmdb.sqlite", b"")]);
     // the seeds are real databases: each lists its two packages
     for seed in &s {
-        let tree = if seed.starts_with(b"SQLite format 3") {
-            tree_put(&sqlite, "/var/lib/rpm/rpmdb.sqlite", seed)
-        } else {
-            tree_put(&bdb, "/var/lib/rpm/Packages", seed)
-        };
+        let tree = rpm_tree(&bdb, &sqlite, seed);
         let inv = crate::host::packages::rpmdb::read(&tree.sysroot)
             .unwrap()
             .unwrap();
         assert_eq!(inv.packages.len(), 2, "{inv:?}");
     }
     fuzz("rpm_databases", s, move |b| {
-        let tree = if b.starts_with(b"SQLite format 3") {
-            tree_put(&sqlite, "/var/lib/rpm/rpmdb.sqlite", b)
-        } else {
-            tree_put(&bdb, "/var/lib/rpm/Packages", b)
-        };
+        let tree = rpm_tree(&bdb, &sqlite, b);
         let _ = crate::host::packages::rpmdb::read(&tree.sysroot);
     });
 }
 
-fn tree_put<'a>(tree: &'a Tree, path: &str, content: &[u8]) -> &'a Tree {
+/// The tree of the rpm database `content` is (sqlite or Berkeley DB), with it in place.
+fn rpm_tree<'a>(bdb: &'a Tree, sqlite: &'a Tree, content: &[u8]) -> &'a Tree {
+    let (tree, path) = if content.starts_with(b"SQLite format 3") {
+        (sqlite, "/var/lib/rpm/rpmdb.sqlite")
+    } else {
+        (bdb, "/var/lib/rpm/Packages")
+    };
     tree.put(path, content);
     tree
 }

@@ -4,7 +4,8 @@
 //!
 //! | layer | what it holds |
 //! |---|---|
-//! | [`rule`], [`diag`], [`sysroot`], [`localfs`] | the shared words (severity, stage, outcome, evidence), `FILE:LINE:COL` diagnostics, the one door to the audited tree, and safe reads of the scanning host's own files |
+//! | [`rule`], [`diag`], [`localfs`] | the shared words (severity, stage, outcome, evidence), `FILE:LINE:COL` diagnostics, safe reads of the scanning host's own files |
+//! | [`sysroot`] | the one door to the audited tree |
 //! | [`host`] | readers of the audited system's state: units, mounts, sshd, sysctl, modprobe, accounts, netfilter, packages, storage, IMDS, the tree walker |
 //! | [`fim`] | file integrity: the sealed manifest, its policy, verification |
 //! | [`checks`] | rule kinds: parameters, compilation into a typed check, judgement of host facts |

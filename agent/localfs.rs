@@ -10,6 +10,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
+
 /// Why a local file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalFileError {
@@ -50,8 +52,27 @@ pub fn kind_of(ft: std::fs::FileType) -> &'static str {
         "socket"
     } else if ft.is_symlink() {
         "symbolic link"
-    } else {
+    } else if ft.is_file() {
         "regular file"
+    } else {
+        "special file"
+    }
+}
+
+/// Refuse to replace `path` unless it is a regular file (links followed) or does not exist: a
+/// device (`/dev/null`), a FIFO, a link to one or a directory at a path the agent writes to
+/// atomically (by renaming a new file over it) is left as it is.
+pub fn ensure_replaceable(path: &Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(md) if !md.is_file() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "refusing to replace {}: it is a {}, not a regular file",
+                path.display(),
+                kind_of(md.file_type())
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -61,18 +82,21 @@ pub fn open_regular(path: &Path, links: Links) -> Result<File, LocalFileError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut flags = libc_flags::O_NONBLOCK;
+    let mut flags = OFlag::O_NONBLOCK;
     if links == Links::Refuse {
-        flags |= libc_flags::O_NOFOLLOW;
+        flags |= OFlag::O_NOFOLLOW;
     }
-    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+    {
         Ok(file) => file,
         // O_NOFOLLOW on a link: say so, not "too many levels of symbolic links"
-        Err(e)
+        Err(_)
             if links == Links::Refuse
                 && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) =>
         {
-            let _ = e;
             return Err(LocalFileError::NotRegular {
                 path: path.to_path_buf(),
                 kind: "symbolic link",
@@ -116,13 +140,6 @@ pub fn read_regular_text(path: &Path, limit: u64, links: Links) -> Result<String
         path: path.to_path_buf(),
         source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
     })
-}
-
-/// The open flags used here, from nix's libc re-export (the crate has no unsafe code and no
-/// direct libc dependency).
-mod libc_flags {
-    pub const O_NONBLOCK: i32 = nix::fcntl::OFlag::O_NONBLOCK.bits();
-    pub const O_NOFOLLOW: i32 = nix::fcntl::OFlag::O_NOFOLLOW.bits();
 }
 
 #[cfg(test)]

@@ -305,14 +305,9 @@ fn bounded_to(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     ))
 }
 
-fn bound(text: &mut String) {
-    if let std::borrow::Cow::Owned(b) = bounded_text(text) {
-        *text = b;
-    }
-}
-
-fn bound_path(text: &mut String) {
-    if let std::borrow::Cow::Owned(b) = bounded_to(text, MAX_PATH_CHARS) {
+/// Replace `text` with its bounded form (to `max` characters) when that differs.
+fn bound(text: &mut String, max: usize) {
+    if let std::borrow::Cow::Owned(b) = bounded_to(text, max) {
         *text = b;
     }
 }
@@ -321,12 +316,12 @@ impl Evidence {
     /// Every field through [`bounded_text`] (the path to [`MAX_PATH_CHARS`]).
     pub fn bounded(mut self) -> Evidence {
         if let Some(path) = &mut self.path {
-            bound_path(path);
+            bound(path, MAX_PATH_CHARS);
         }
         for field in [&mut self.found, &mut self.expected].into_iter().flatten() {
-            bound(field);
+            bound(field, MAX_TEXT_CHARS);
         }
-        bound(&mut self.message);
+        bound(&mut self.message, MAX_TEXT_CHARS);
         self
     }
 }
@@ -342,11 +337,11 @@ impl Outcome {
                 evidence: evidence.into_iter().map(Evidence::bounded).collect(),
             },
             Outcome::NotApplicable { mut reason } => {
-                bound(&mut reason);
+                bound(&mut reason, MAX_TEXT_CHARS);
                 Outcome::NotApplicable { reason }
             }
             Outcome::Error { mut cause } => {
-                bound(&mut cause);
+                bound(&mut cause, MAX_TEXT_CHARS);
                 Outcome::Error { cause }
             }
         }

@@ -632,26 +632,12 @@ fn file_kind(stat: &FileStat) -> SFlag {
 /// Refuses anything that is not a regular file, with a message saying what it is.
 fn ensure_regular(file: &File) -> io::Result<()> {
     let ft = file.metadata()?.file_type();
-    let what = if ft.is_file() {
+    if ft.is_file() {
         return Ok(());
-    } else if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_symlink() {
-        "a symlink"
-    } else {
-        "a special file"
-    };
+    }
     Err(io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("is {what}, not a regular file"),
+        format!("is a {}, not a regular file", crate::localfs::kind_of(ft)),
     ))
 }
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// Bottom first. Modules on one line form one layer and may not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["rule", "diag", "sysroot", "localfs"],
+    &["rule", "diag", "localfs"],
+    &["sysroot"],
     &["host"],
     &["fim"],
     &["checks"],

@@ -34,10 +34,7 @@ pub struct Expect {
     ignore_case: bool,
 }
 
-/// Trim and collapse whitespace runs, so `1\t 2` equals `1 2`.
-pub fn normalize(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub use crate::host::keyvalue::normalize;
 
 impl Expect {
     pub fn compile(

@@ -132,23 +132,21 @@ fn out(text: &str) -> Result<(), Failure> {
 /// there, opened read-write, where a shell's `>/dev/null` opens it write-only. A report written
 /// there would be lost without a word.
 fn stdout_was_closed() -> bool {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::sys::stat::{fstat, SFlag};
     use std::os::fd::AsFd as _;
-    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    use std::os::unix::fs::MetadataExt as _;
     let stdout = std::io::stdout();
-    let fd = stdout.as_fd();
-    let Ok(flags) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL) else {
+    let (Ok(flags), Ok(st)) = (
+        fcntl(stdout.as_fd(), FcntlArg::F_GETFL),
+        fstat(stdout.as_fd()),
+    ) else {
         return true;
     };
-    let read_write = nix::fcntl::OFlag::from_bits_truncate(flags) & nix::fcntl::OFlag::O_ACCMODE
-        == nix::fcntl::OFlag::O_RDWR;
-    let Ok(owned) = fd.try_clone_to_owned() else {
-        return true;
-    };
-    let Ok(md) = std::fs::File::from(owned).metadata() else {
-        return true;
-    };
+    let read_write = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDWR;
+    let char_device = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
     let dev_null = std::fs::metadata("/dev/null").map(|n| n.rdev()).ok();
-    read_write && md.file_type().is_char_device() && Some(md.rdev()) == dev_null
+    read_write && char_device && Some(st.st_rdev) == dev_null
 }
 
 pub fn run(cli: Cli) -> CliResult {

@@ -221,7 +221,7 @@ impl Pending {
 /// Reads the regular file `name` in `dir` that `lstat` saw as `st`: its capabilities, and its
 /// content when `hash`.
 fn read_file(dir: BorrowedFd<'_>, name: &[u8], st: &FileStat, hash: bool, entry: &mut Entry) {
-    let file = match open_nofollow(dir, name) {
+    let mut file = match open_nofollow(dir, name) {
         Ok(f) => f,
         Err(e) => {
             // Caps can still be read from the entry itself (lgetxattr never follows).
@@ -257,7 +257,6 @@ fn read_file(dir: BorrowedFd<'_>, name: &[u8], st: &FileStat, hash: bool, entry:
         entry.note = Some(why);
         return;
     }
-    let mut file = file;
     match hash_file(&mut file, size) {
         Ok((digest, read)) => {
             let after = entry.size;

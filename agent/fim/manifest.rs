@@ -249,23 +249,8 @@ impl Writer {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        // what the target names now, following links: only a regular file (or nothing) may be
-        // replaced; a device, a FIFO or a link to one is left as it is
-        if let Ok(md) = fs::metadata(target) {
-            if !md.is_file() {
-                return Err(FimError::io(
-                    "writing the manifest",
-                    target,
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "refusing to replace it: it is a {}, not a regular file",
-                            crate::localfs::kind_of(md.file_type())
-                        ),
-                    ),
-                ));
-            }
-        }
+        crate::localfs::ensure_replaceable(target)
+            .map_err(|e| FimError::io("writing the manifest", target, e))?;
         if !dir.is_dir() {
             fs::DirBuilder::new()
                 .recursive(true)

@@ -77,6 +77,11 @@ pub fn parse_assignments(
     out
 }
 
+/// A value as it is compared: trimmed, whitespace runs collapsed to one space (`1\t 2` is `1 2`).
+pub fn normalize(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The last value of `key` in `/etc/login.defs` (shadow's tools take the last one), if set.
 pub fn login_defs_value(sysroot: &Sysroot, key: &str) -> Option<String> {
     let bytes = sysroot.read("/etc/login.defs").ok()?;

@@ -6,11 +6,6 @@
 
 use crate::sysroot::{Sysroot, SysrootError};
 
-/// Trim and collapse whitespace runs, as values are compared (`1\t 2` is `1 2`).
-fn collapse(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// systemd's normalisation to the `/proc/sys` path form: if the first separator is `/`, the name is
 /// already a path (dots are part of names, e.g. VLAN `eth0.100`); otherwise dots are separators and
 /// any slash stands for a dot.
@@ -90,7 +85,7 @@ impl Persisted {
             };
             self.assignments.push(Assignment {
                 key: normalize_key(key),
-                value: collapse(value),
+                value: crate::host::keyvalue::normalize(value),
                 path: path.to_string(),
                 line: i + 1,
             });

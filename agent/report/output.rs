@@ -33,20 +33,7 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> io::Result<
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    // what the path names now, following links: only a regular file (or nothing) may be replaced
-    match fs::metadata(path) {
-        Ok(md) if !md.is_file() => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "refusing to replace {}: it is a {}, not a regular file",
-                    path.display(),
-                    crate::localfs::kind_of(md.file_type())
-                ),
-            ))
-        }
-        _ => {}
-    }
+    crate::localfs::ensure_replaceable(path)?;
 
     let (tmp_path, mut file) = create_temp(dir, &name.to_string_lossy(), mode)
         .map_err(|e| annotate(path, "creating a temporary file", e))?;
