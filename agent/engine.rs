@@ -18,13 +18,15 @@ use crate::report::{
     AgentInfo, AppliedWaiver, FailOn, Gate, Report, RuleResult, Timings, Totals,
     REPORT_SCHEMA_VERSION,
 };
-use crate::rule::{Evidence, Outcome, Severity, Stage, Status};
+use crate::rule::{Evidence, Outcome, Profile, Severity, Stage, Status};
 use crate::sysroot::Sysroot;
 
 /// How a `check` run is asked to go.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub stage: Stage,
+    /// Which rules run (by their CIS level) and how settings with a default are judged.
+    pub profile: Profile,
     /// Families to run (empty: all).
     pub only: Vec<String>,
     /// Families to leave out (`--skip`).
@@ -49,11 +51,13 @@ pub fn families(baseline: &Baseline) -> BTreeSet<String> {
         .collect()
 }
 
-/// The rules a run evaluates: those for its stage, in the `--only` families, not `--skip`ped.
+/// The rules a run evaluates: those of its profile, for its stage, in the `--only` families, not
+/// `--skip`ped.
 pub fn select<'b>(baseline: &'b Baseline, opts: &RunOptions) -> Vec<&'b Rule> {
     baseline
         .rules
         .iter()
+        .filter(|r| opts.profile.selects(&r.meta))
         .filter(|r| r.meta.applies_to(opts.stage))
         .filter(|r| opts.only.is_empty() || opts.only.contains(&r.meta.family))
         .filter(|r| !opts.skip.contains(&r.meta.family))
@@ -75,6 +79,7 @@ pub fn run(
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     let mut cx = Context::new(sysroot, opts.stage, &facts, opts.offline);
+    cx.settings = opts.profile.settings();
     cx.fim = FimSettings {
         policy: baseline.fim.clone(),
         baseline: Some(baseline.name.clone()),
@@ -102,6 +107,8 @@ pub fn run(
         stage: opts.stage,
         host: facts,
         baseline: baseline.info(),
+        profile: opts.profile,
+        benchmark: baseline.benchmark.as_ref().map(|b| b.info.clone()),
         only: opts.only.clone(),
         skip: opts.skip.clone(),
         gate,
@@ -185,6 +192,7 @@ pub fn apply_waivers(
                     w.rule, w.origin
                 ),
                 references: Vec::new(),
+                cis: Vec::new(),
                 duration_us: 0,
             });
         } else if matches!(result.status(), Status::Fail | Status::Error) {
@@ -243,6 +251,7 @@ mod tests {
                 rationale: String::new(),
                 remediation: String::new(),
                 references: Vec::new(),
+                cis: Vec::new(),
                 origin: Origin {
                     file: "engine-tests.toml".into(),
                     line: 1,
@@ -301,9 +310,11 @@ mod tests {
             waivers: Vec::new(),
             warnings: Vec::new(),
             fim: FimPolicy::default(),
+            benchmark: None,
         };
         let opts = RunOptions {
             stage: Stage::Run,
+            profile: Profile::Ec2,
             only: Vec::new(),
             skip: Vec::new(),
             offline: true,

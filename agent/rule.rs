@@ -114,6 +114,10 @@ pub struct RuleMeta {
     pub rationale: String,
     pub remediation: String,
     pub references: Vec<String>,
+    /// The recommendations of the baseline's CIS benchmark this rule checks (empty: none, or the
+    /// baseline has no benchmark). Filled from the benchmark's recommendation list, not from the
+    /// rule's own table, so one common rule carries each distribution's numbers.
+    pub cis: Vec<CisRecommendation>,
     pub origin: Origin,
 }
 
@@ -121,6 +125,115 @@ impl RuleMeta {
     pub fn applies_to(&self, stage: Stage) -> bool {
         self.stages.contains(&stage)
     }
+
+    /// The lowest CIS server level of the recommendations this rule checks: 1 when any is a
+    /// Level 1 recommendation, 2 when all are Level 2, `None` when it checks none.
+    pub fn cis_level(&self) -> Option<u8> {
+        self.cis.iter().map(|r| r.level).min()
+    }
+}
+
+/// One recommendation of a CIS benchmark as a rule cites it: its number and its server level.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CisRecommendation {
+    /// The recommendation's number in the benchmark, e.g. `5.1.20`.
+    pub number: String,
+    /// 1 (Level 1 Server) or 2 (Level 2 Server).
+    pub level: u8,
+}
+
+/// Which rules a run selects and how settings are judged: the CIS Benchmark's server profiles, or
+/// the EC2 profile (the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Every rule of the baseline: the CIS rules of both levels, the EC2-native families (IMDS,
+    /// credentials, FIM, encryption, patches, image hygiene, firewall) and hardening beyond CIS;
+    /// settings judged by their effect (a compliant built-in default passes).
+    #[default]
+    Ec2,
+    /// The rules that check a Level 1 Server recommendation, judged as the benchmark's audit
+    /// procedure does (a setting it requires written down must be written down).
+    CisLevel1Server,
+    /// Level 1 and Level 2 Server recommendations, judged as the benchmark's audit does.
+    CisLevel2Server,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 3] = [
+        Profile::Ec2,
+        Profile::CisLevel1Server,
+        Profile::CisLevel2Server,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Ec2 => "ec2",
+            Profile::CisLevel1Server => "cis-level1-server",
+            Profile::CisLevel2Server => "cis-level2-server",
+        }
+    }
+
+    /// The CIS profile's name as the benchmark writes it (`Level 1 - Server`), `None` for EC2.
+    pub fn cis_name(self) -> Option<&'static str> {
+        match self {
+            Profile::Ec2 => None,
+            Profile::CisLevel1Server => Some("Level 1 - Server"),
+            Profile::CisLevel2Server => Some("Level 2 - Server"),
+        }
+    }
+
+    /// A CIS profile: rules are selected by their recommendations' levels and settings are judged
+    /// by the letter of the benchmark's audit.
+    pub fn is_cis(self) -> bool {
+        self != Profile::Ec2
+    }
+
+    /// Whether a rule runs under this profile.
+    pub fn selects(self, meta: &RuleMeta) -> bool {
+        match self {
+            Profile::Ec2 => true,
+            Profile::CisLevel1Server => meta.cis_level() == Some(1),
+            Profile::CisLevel2Server => meta.cis_level().is_some(),
+        }
+    }
+
+    /// How the run judges a setting with a built-in default.
+    pub fn settings(self) -> Settings {
+        if self.is_cis() {
+            Settings::Explicit
+        } else {
+            Settings::Effective
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown profile `{s}`, expected one of ec2, cis-level1-server, cis-level2-server")
+            })
+    }
+}
+
+/// Whether a setting the configuration leaves out counts with its built-in default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settings {
+    /// The effective state decides: an unset key with a compliant default passes (EC2 profile).
+    Effective,
+    /// The benchmark's audit procedure decides: a setting it requires written must be written,
+    /// whatever the default (CIS profiles).
+    Explicit,
 }
 
 /// One piece of evidence behind an outcome: where it was seen and what was found versus expected.

@@ -16,7 +16,7 @@ use crate::host::packages::refresh;
 use crate::host::probe::ProbeSettings;
 use crate::host::HostFacts;
 use crate::report::{FailOn, Report};
-use crate::rule::{Severity, Stage};
+use crate::rule::{Profile, Severity, Stage};
 use crate::sysroot::{Sysroot, SysrootError};
 
 /// Everything a `check` run is asked to do.
@@ -25,6 +25,8 @@ pub struct CheckPlan {
     /// The tree to audit (`/` for this host).
     pub root: PathBuf,
     pub stage: Stage,
+    /// `--profile`: the EC2 profile (default) or a CIS server level.
+    pub profile: Profile,
     /// Embedded baseline names or files, layered on the baseline auto-selected for the root.
     pub baselines: Vec<BaselineRef>,
     /// Families to run (empty: all) and to leave out.
@@ -52,6 +54,7 @@ impl CheckPlan {
         CheckPlan {
             root: root.into(),
             stage: Stage::Run,
+            profile: Profile::Ec2,
             baselines: Vec::new(),
             only: Vec::new(),
             skip: Vec::new(),
@@ -85,12 +88,15 @@ pub enum RunError {
         baseline: String,
         known: BTreeSet<String>,
     },
-    #[error("no rule of baseline `{baseline}` is selected for stage {stage}{filters}: a run that checks nothing cannot pass")]
+    #[error("no rule of baseline `{baseline}` is selected for profile {profile}, stage {stage}{filters}: a run that checks nothing cannot pass")]
     NothingSelected {
         baseline: String,
+        profile: Profile,
         stage: Stage,
         filters: String,
     },
+    #[error("--profile {profile}: baseline `{baseline}` has no CIS benchmark to take levels from; use a distribution baseline ({}) or --profile ec2", crate::baseline::benchmark::EMBEDDED.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", "))]
+    NoBenchmark { profile: Profile, baseline: String },
     #[error(transparent)]
     Imds(#[from] ImdsError),
 }
@@ -111,8 +117,15 @@ pub fn check(plan: &CheckPlan) -> Result<Report, RunError> {
         tracing::warn!("{w}");
     }
     validate_families(&baseline, plan)?;
+    if plan.profile.is_cis() && baseline.benchmark.is_none() {
+        return Err(RunError::NoBenchmark {
+            profile: plan.profile,
+            baseline: baseline.name.clone(),
+        });
+    }
     let opts = RunOptions {
         stage: plan.stage,
+        profile: plan.profile,
         only: plan.only.clone(),
         skip: plan.skip.clone(),
         offline: plan.offline,
@@ -135,6 +148,7 @@ pub fn check(plan: &CheckPlan) -> Result<Report, RunError> {
         };
         return Err(RunError::NothingSelected {
             baseline: baseline.name.clone(),
+            profile: plan.profile,
             stage: plan.stage,
             filters,
         });

@@ -81,6 +81,16 @@ variable "fail_on" {
   default = "high"
 }
 
+variable "profile" {
+  type        = string
+  default     = "ec2"
+  description = "ec2 (every rule of the baseline), cis-level1-server or cis-level2-server (the CIS Benchmark's levels)."
+  validation {
+    condition     = contains(["ec2", "cis-level1-server", "cis-level2-server"], var.profile)
+    error_message = "The profile must be ec2, cis-level1-server or cis-level2-server."
+  }
+}
+
 variable "report_file" {
   type        = string
   default     = "ec2-harden-bake.xml"
@@ -136,6 +146,7 @@ locals {
     "ROOT=${var.audit_root}",
     "DIR=${var.remote_dir}",
     "FAIL_ON=${var.fail_on}",
+    "PROFILE=${var.profile}",
     "FIM_PARAMETER=${var.fim_digest_parameter}",
     "AWS_REGION=${var.region}",
   ]
@@ -230,7 +241,7 @@ build {
     inline = [
       "R=$${ROOT%/}",
       "code=0",
-      "\"$R/usr/local/bin/ec2-harden\" check --stage bake --root \"$ROOT\" --baseline \"$R/etc/ec2-harden/site.toml\" --fail-on \"$FAIL_ON\" --format junit --output \"$DIR/report.xml\" || code=$?",
+      "\"$R/usr/local/bin/ec2-harden\" check --stage bake --profile \"$PROFILE\" --root \"$ROOT\" --baseline \"$R/etc/ec2-harden/site.toml\" --fail-on \"$FAIL_ON\" --format junit --output \"$DIR/report.xml\" || code=$?",
       "echo \"$code\" > \"$DIR/exit-code\"",
       "chmod 0644 \"$DIR/report.xml\" \"$DIR/exit-code\"",
     ]

@@ -274,6 +274,7 @@ pub fn compile_rule<P: CompileCheck>(
             rationale: c.rationale.get_ref().trim().to_string(),
             remediation: c.remediation.get_ref().trim().to_string(),
             references: c.references.to_vec(),
+            cis: Vec::new(),
             origin: Origin {
                 file: diags.source.name.clone(),
                 line,

@@ -4,6 +4,8 @@
 //! embedded baseline with everything it `extends`, then each `--baseline FILE` on top. A later layer's
 //! rule with the same id replaces the earlier one; `disable = [...]` drops rules; waivers accumulate.
 
+pub mod benchmark;
+pub mod coverage;
 pub mod embedded;
 pub mod file;
 pub mod kinds;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use crate::diag::{Diagnostic, Level, SourceFile};
+pub use benchmark::{Benchmark, Recommendation};
 pub use layer::{Layer, Waiver};
 
 use crate::checks::Rule;
@@ -84,6 +87,9 @@ pub struct Baseline {
     /// The file-integrity policy: the built-in defaults (unless a layer says `defaults = false`)
     /// followed by every layer's `[[fim.path]]` rules, bottom layer first.
     pub fim: FimPolicy,
+    /// The CIS benchmark of the highest embedded layer that has one (a site layer on top of
+    /// `debian-12` keeps Debian's); it gave each rule its `cis` numbers.
+    pub benchmark: Option<Benchmark>,
 }
 
 impl Baseline {
@@ -240,6 +246,12 @@ impl Stack {
             .last()
             .map(|l| l.name.clone())
             .unwrap_or_default();
+        let benchmark = self
+            .layers
+            .iter()
+            .rev()
+            .filter(|l| l.source_label.starts_with("embedded:"))
+            .find_map(|l| Benchmark::embedded(&l.name));
         for layer in self.layers {
             hasher.update(layer.name.as_bytes());
             hasher.update([0]);
@@ -301,6 +313,12 @@ impl Stack {
                 });
             }
         }
+        if let Some(b) = &benchmark {
+            // the list decides which rules run under a CIS profile: it is part of the rule set
+            hasher.update(Benchmark::embedded_text(&b.baseline).unwrap_or_default());
+            hasher.update([0]);
+            cite(&mut rules, b, &mut warnings);
+        }
         Baseline {
             name,
             layers: infos,
@@ -309,7 +327,43 @@ impl Stack {
             waivers,
             warnings,
             fim,
+            benchmark,
         }
+    }
+}
+
+/// Give each rule the recommendations of `benchmark` it checks, cited first among its references.
+/// A recommendation naming a rule the stack does not have (a site layer disabled it) is a warning:
+/// `baseline coverage` then shows the recommendation without that rule.
+fn cite(rules: &mut [Rule], benchmark: &Benchmark, warnings: &mut Vec<Diagnostic>) {
+    let mut by_rule = benchmark.by_rule();
+    for rule in rules.iter_mut() {
+        let Some(cis) = by_rule.remove(rule.meta.id.as_str()) else {
+            continue;
+        };
+        let mut references: Vec<String> =
+            cis.iter().map(|r| benchmark.info.cite(&r.number)).collect();
+        references.extend(std::mem::take(&mut rule.meta.references));
+        rule.meta.references = references;
+        rule.meta.cis = cis;
+    }
+    for (id, cis) in by_rule {
+        let numbers: Vec<&str> = cis.iter().map(|r| r.number.as_str()).collect();
+        tracing::debug!(
+            rule = id,
+            "benchmark names a rule the baseline does not have"
+        );
+        warnings.push(Diagnostic {
+            level: Level::Warning,
+            file: format!("baseline/cis/{}.toml", benchmark.baseline),
+            line: 0,
+            col: 0,
+            message: format!(
+                "{} {} names rule `{id}`, which this baseline does not have",
+                benchmark.info,
+                numbers.join(", ")
+            ),
+        });
     }
 }
 

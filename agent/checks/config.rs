@@ -175,16 +175,24 @@ impl Check for ConfigCheck {
                 a.value,
             )
         });
-        let default = self.default.clone().map(|d| {
-            let why = format!("{} is not set; the built-in default applies", self.key);
-            (Evidence::new(why), d)
-        });
-        self.expect.judge(found, default, |want| {
-            self.missing.outcome(format!(
+        let (default, explicit) =
+            super::expect::default_for(cx.settings, self.default.as_deref(), || {
+                format!("{} is not set; the built-in default applies", self.key)
+            });
+        self.expect.judge(found, default, |want| match explicit {
+            Some(why) => Outcome::fail(
+                Evidence::new(format!(
+                    "{} is not set in {}; {why}",
+                    self.key,
+                    self.paths.join(", ")
+                ))
+                .expected(want),
+            ),
+            None => self.missing.outcome(format!(
                 "{} is not set in {} (expected {want})",
                 self.key,
                 self.paths.join(", ")
-            ))
+            )),
         })
     }
 }

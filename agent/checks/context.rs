@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::fim::FimSettings;
 use crate::host::probe::ProbeSettings;
 use crate::host::HostFacts;
-use crate::rule::Stage;
+use crate::rule::{Settings, Stage};
 use crate::sysroot::Sysroot;
 
 #[derive(Debug)]
@@ -25,6 +25,9 @@ pub struct Context<'a> {
     pub fim: FimSettings,
     /// Active probes (`--active-probes`) and the IMDS endpoint they and the firewall rules use.
     pub probes: ProbeSettings,
+    /// Whether an unset key counts with its built-in default (EC2 profile) or must be written down
+    /// (CIS profiles, as the benchmark's audit procedure reads the files).
+    pub settings: Settings,
 }
 
 impl<'a> Context<'a> {
@@ -41,6 +44,7 @@ impl<'a> Context<'a> {
             cache: Cache::default(),
             fim: FimSettings::default(),
             probes: ProbeSettings::default(),
+            settings: Settings::Effective,
         }
     }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::Diagnostics;
-use crate::rule::{Evidence, Outcome};
+use crate::rule::{Evidence, Outcome, Settings};
 
 /// The TOML form, validated by [`Expect::compile`].
 #[derive(Debug, Deserialize)]
@@ -189,6 +189,36 @@ impl Expect {
             parts.push(self.range());
         }
         parts.join(", ")
+    }
+}
+
+/// How an unset key with a built-in `default` is judged under the run's [`Settings`]: under
+/// [`Settings::Effective`] (EC2 profile) the default stands in for the value, with evidence saying
+/// so (`why` and the profile); under [`Settings::Explicit`] (CIS profiles) it does not, and the
+/// second value is the reason to give when the key is missing: the benchmark's audit reads what is
+/// written. Without a default both are `None`.
+pub fn default_for(
+    settings: Settings,
+    default: Option<&str>,
+    why: impl FnOnce() -> String,
+) -> (Option<(Evidence, String)>, Option<String>) {
+    let Some(default) = default else {
+        return (None, None);
+    };
+    match settings {
+        Settings::Effective => {
+            let evidence = Evidence::new(format!(
+                "{} (ec2 profile: the effective state decides)",
+                why()
+            ));
+            (Some((evidence, default.to_string())), None)
+        }
+        Settings::Explicit => (
+            None,
+            Some(format!(
+                "the CIS profile follows the benchmark's audit, which requires the setting written down (the built-in default is `{default}`)"
+            )),
+        ),
     }
 }
 

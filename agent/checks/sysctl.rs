@@ -114,17 +114,18 @@ impl SysctlCheck {
                 a.value.clone(),
             )
         });
-        let default = self.default.clone().map(|d| {
-            let why = format!(
-                "{} is not set in sysctl.d; the kernel default applies at boot",
-                self.key
-            );
-            (Evidence::new(why), d)
-        });
+        let (default, explicit) =
+            super::expect::default_for(cx.settings, self.default.as_deref(), || {
+                format!(
+                    "{} is not set in sysctl.d; the kernel default applies at boot",
+                    self.key
+                )
+            });
         self.expect.judge(found, default, |want| {
+            let why = explicit.unwrap_or_else(|| "so a reboot does not apply it".to_string());
             Outcome::fail(
                 Evidence::new(format!(
-                    "{} is not set in any sysctl.d file, so a reboot does not apply it",
+                    "{} is not set in any sysctl.d file; {why}",
                     self.key
                 ))
                 .expected(format!("{want} in /etc/sysctl.d/*.conf")),

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use ec2_harden::baseline::{embedded, Baseline, BaselineError, BaselineRef, Layer};
+use ec2_harden::baseline::coverage::Coverage;
+use ec2_harden::baseline::{benchmark, embedded, Baseline, BaselineError, BaselineRef, Layer};
 
-use super::{out, refs, CliResult, Exit, Failure};
+use super::{out, refs, CliResult, Exit, Failure, ProfileArg};
 
 #[derive(Debug, Subcommand)]
 pub enum BaselineCommand {
@@ -25,6 +26,23 @@ pub enum BaselineCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Each recommendation of the baseline's CIS benchmark with the rules that check it under a
+    /// profile, or why none does; and the share of automated recommendations covered.
+    Coverage {
+        #[arg(value_name = "NAME|FILE")]
+        name: String,
+        /// cis-level1-server lists Level 1 only; cis-level2-server and ec2 list both levels.
+        #[arg(long, value_enum, default_value = "cis-level2-server")]
+        profile: ProfileArg,
+        #[arg(long, value_enum, default_value = "text")]
+        format: CoverageFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoverageFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +132,37 @@ pub fn baseline(cmd: BaselineCommand) -> CliResult {
             out(&text)?;
             Ok(Exit::Clean)
         }
+        BaselineCommand::Coverage {
+            name,
+            profile,
+            format,
+        } => {
+            let b =
+                Baseline::resolve_only(&[BaselineRef::parse(&name)]).map_err(Failure::config)?;
+            let profile = profile.into();
+            let Some(coverage) = Coverage::of(&b, profile) else {
+                return Err(Failure::config(anyhow::anyhow!(
+                    "baseline `{}` has no CIS benchmark (those that do: {})",
+                    b.name,
+                    benchmark::EMBEDDED
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            let text = match format {
+                CoverageFormat::Text => coverage.render_text(),
+                CoverageFormat::Json => {
+                    let mut json =
+                        serde_json::to_string_pretty(&coverage).map_err(Failure::internal)?;
+                    json.push('\n');
+                    json
+                }
+            };
+            out(&text)?;
+            Ok(Exit::Clean)
+        }
         BaselineCommand::Validate { file } => {
             let layer = Layer::load_file(&file).map_err(Failure::config)?;
             let own = layer.rules.len();
@@ -189,10 +238,33 @@ pub fn explain(args: ExplainArgs) -> CliResult {
         indent(&m.rationale),
         indent(&m.remediation)
     );
-    if !m.references.is_empty() {
+    // the benchmark citations are listed per baseline below, not as the last baseline's
+    let mut cited = Vec::new();
+    for b in &candidates {
+        let (Some(bench), Some(r)) = (&b.benchmark, b.rule(&args.rule_id)) else {
+            continue;
+        };
+        for c in &r.meta.cis {
+            cited.push((b.name.clone(), bench.info.cite(&c.number), c.level));
+        }
+    }
+    let own: Vec<&String> = m
+        .references
+        .iter()
+        .filter(|r| !cited.iter().any(|(_, cite, _)| cite == *r))
+        .collect();
+    if !own.is_empty() {
         text.push_str("\nReferences:\n");
-        for r in &m.references {
+        for r in own {
             text.push_str(&format!("  - {r}\n"));
+        }
+    }
+    if !cited.is_empty() {
+        text.push_str("\nCIS recommendations it checks:\n");
+        for (baseline, cite, level) in &cited {
+            text.push_str(&format!(
+                "  - {cite} (Level {level}; baseline {baseline})\n"
+            ));
         }
     }
     out(&text)?;

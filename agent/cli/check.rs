@@ -15,13 +15,21 @@ use ec2_harden::run::{self, CheckPlan, RunError};
 use super::ssm::{parameter_digest, publish_digest, report_ssm, SsmArgs};
 use ec2_harden::host::imds;
 
-use super::{digest_arg, out, refs, stdout_was_closed, CliResult, Exit, Failure, StageArg};
+use super::{
+    digest_arg, out, refs, stdout_was_closed, CliResult, Exit, Failure, ProfileArg, StageArg,
+};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The moment in the host's life: bake (AMI build), boot (first boot), run (any time).
     #[arg(long, value_enum, default_value = "run")]
     pub stage: StageArg,
+    /// ec2 (every rule of the baseline: CIS, EC2-native families and beyond; settings judged by
+    /// their effect),
+    /// cis-level1-server or cis-level2-server (the benchmark's recommendations of that level,
+    /// judged by the letter of its audit procedure).
+    #[arg(long, value_enum, default_value = "ec2")]
+    pub profile: ProfileArg,
     /// An embedded baseline NAME or a baseline FILE; repeatable. Files layer on top of the
     /// auto-selected (or named) baseline.
     #[arg(long = "baseline", value_name = "FILE|NAME")]
@@ -110,6 +118,7 @@ pub fn check(args: CheckArgs) -> CliResult {
     };
     let plan = CheckPlan {
         stage: args.stage.into(),
+        profile: args.profile.into(),
         baselines: refs(&args.baselines),
         only: args.only.clone(),
         skip: args.skip.clone(),

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use ec2_harden::baseline::BaselineRef;
-use ec2_harden::rule::Stage;
+use ec2_harden::rule::{Profile, Stage};
 use ec2_harden::sysroot::Sysroot;
 
 use baseline::{BaselineCommand, ExplainArgs};
@@ -109,6 +109,30 @@ impl From<StageArg> for Stage {
             StageArg::Bake => Stage::Bake,
             StageArg::Boot => Stage::Boot,
             StageArg::Run => Stage::Run,
+        }
+    }
+}
+
+/// `--profile`: which rules run and how settings are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileArg {
+    /// Every rule of the baseline (CIS rules, EC2-native families, hardening beyond CIS);
+    /// settings judged by their effect.
+    Ec2,
+    /// The benchmark's Level 1 Server recommendations, judged as its audit procedure reads.
+    #[value(name = "cis-level1-server")]
+    CisLevel1Server,
+    /// Level 1 and Level 2 Server recommendations, judged as the benchmark's audit reads.
+    #[value(name = "cis-level2-server")]
+    CisLevel2Server,
+}
+
+impl From<ProfileArg> for Profile {
+    fn from(p: ProfileArg) -> Profile {
+        match p {
+            ProfileArg::Ec2 => Profile::Ec2,
+            ProfileArg::CisLevel1Server => Profile::CisLevel1Server,
+            ProfileArg::CisLevel2Server => Profile::CisLevel2Server,
         }
     }
 }

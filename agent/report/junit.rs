@@ -144,9 +144,13 @@ fn properties(report: &Report) -> Vec<Property> {
         Property::new("live", host.live.to_string()),
         Property::new("baseline", report.baseline.name.as_str()),
         Property::new("baseline_digest", report.baseline.digest.as_str()),
+        Property::new("profile", report.profile.as_str()),
         Property::new("fail_on", report.gate.fail_on.as_str()),
         Property::new("gate_passed", report.gate.passed.to_string()),
     ];
+    if let Some(b) = &report.benchmark {
+        props.push(Property::new("benchmark", b.to_string()));
+    }
     if !report.only.is_empty() {
         props.push(Property::new("only", report.only.join(",")));
     }

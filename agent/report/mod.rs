@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::host::HostFacts;
-use crate::rule::{Outcome, RuleMeta, Severity, Stage, Status};
+use crate::rule::{CisRecommendation, Outcome, Profile, RuleMeta, Severity, Stage, Status};
 
 /// The version of the JSON report layout (`schema/report.schema.json`). Bumped on breaking change.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -28,6 +28,12 @@ pub struct Report {
     pub stage: Stage,
     pub host: HostFacts,
     pub baseline: BaselineInfo,
+    /// The profile that selected the rules and decided how settings were judged.
+    #[serde(default)]
+    pub profile: Profile,
+    /// The CIS benchmark the baseline's rules cite, when it has one: its name and version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benchmark: Option<BenchmarkInfo>,
     /// Families the run was restricted to with `--only` (empty: all).
     #[serde(default)]
     pub only: Vec<String>,
@@ -56,6 +62,28 @@ impl AgentInfo {
             name: env!("CARGO_PKG_NAME").to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
+    }
+}
+
+/// A CIS benchmark as reports name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BenchmarkInfo {
+    /// e.g. `CIS Debian Linux 12 Benchmark`.
+    pub name: String,
+    /// e.g. `v1.1.0`.
+    pub version: String,
+}
+
+impl BenchmarkInfo {
+    /// How a rule cites one of its recommendations: `CIS Debian Linux 12 Benchmark v1.1.0 5.1.20`.
+    pub fn cite(&self, number: &str) -> String {
+        format!("{} {} {number}", self.name, self.version)
+    }
+}
+
+impl std::fmt::Display for BenchmarkInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.version)
     }
 }
 
@@ -131,6 +159,9 @@ pub struct RuleResult {
     pub remediation: String,
     #[serde(default)]
     pub references: Vec<String>,
+    /// The CIS recommendations the rule checks (number and server level), from the benchmark.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cis: Vec<CisRecommendation>,
     pub duration_us: u64,
 }
 
@@ -146,6 +177,7 @@ impl RuleResult {
             waiver: None,
             remediation: meta.remediation.clone(),
             references: meta.references.clone(),
+            cis: meta.cis.clone(),
             duration_us,
         }
     }

@@ -6,10 +6,10 @@
 
 use crate::host::{HostFacts, OsRelease};
 use crate::report::{
-    AgentInfo, AppliedWaiver, BaselineInfo, FailOn, Gate, LayerInfo, Report, RuleResult, Timings,
-    Totals, REPORT_SCHEMA_VERSION,
+    AgentInfo, AppliedWaiver, BaselineInfo, BenchmarkInfo, FailOn, Gate, LayerInfo, Report,
+    RuleResult, Timings, Totals, REPORT_SCHEMA_VERSION,
 };
-use crate::rule::{Evidence, Outcome, Severity, Stage};
+use crate::rule::{CisRecommendation, Evidence, Outcome, Profile, Severity, Stage};
 
 /// A fixed `sha256:` digest (64 hex digits).
 pub(crate) const SAMPLE_DIGEST: &str =
@@ -72,7 +72,8 @@ fn result(
         outcome,
         waiver: None,
         remediation: remediation.to_string(),
-        references: vec![format!("CIS Amazon Linux 2023 Benchmark: {id}")],
+        references: vec!["AWS Well-Architected SEC06-BP02".to_string()],
+        cis: Vec::new(),
         duration_us,
     }
 }
@@ -91,6 +92,11 @@ pub(crate) fn report_from(results: Vec<RuleResult>, warnings: Vec<String>) -> Re
         stage: Stage::Run,
         host: host(),
         baseline: baseline(),
+        profile: Profile::Ec2,
+        benchmark: Some(BenchmarkInfo {
+            name: "CIS Amazon Linux 2023 Benchmark".into(),
+            version: "v1.0.0".into(),
+        }),
         only: Vec::new(),
         skip: Vec::new(),
         gate,
@@ -128,7 +134,7 @@ pub(crate) fn sample_report() -> Report {
         expires: "2025-06-30".to_string(),
     });
 
-    let results = vec![
+    let mut results = vec![
         result(
             "ssh-permit-root-login-no",
             "SSH root login is disabled",
@@ -242,6 +248,21 @@ pub(crate) fn sample_report() -> Report {
             2150,
         ),
     ];
+    // the recommendations the sample's CIS Amazon Linux 2023 v1.0.0 rules check
+    for (id, number) in [
+        ("ssh-permit-root-login-no", "4.2.7"),
+        ("etc-shadow-mode", "6.1.6"),
+    ] {
+        let r = results.iter_mut().find(|r| r.id == id).unwrap();
+        r.cis = vec![CisRecommendation {
+            number: number.to_string(),
+            level: 1,
+        }];
+        r.references.insert(
+            0,
+            format!("CIS Amazon Linux 2023 Benchmark v1.0.0 {number}"),
+        );
+    }
     report_from(
         results,
         vec![

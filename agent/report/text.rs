@@ -99,7 +99,7 @@ fn header(report: &Report) -> String {
         .unwrap_or_else(|| field(&report.baseline.digest, SHORT_DIGEST + 7));
     let _ = write!(
         out,
-        "root {} ({}), stage {}, baseline {} {}",
+        "root {} ({}), stage {}, baseline {} {}, profile {}",
         field(&host.root, FIELD_CHARS),
         if host.live {
             "live host"
@@ -109,6 +109,7 @@ fn header(report: &Report) -> String {
         report.stage,
         field(&report.baseline.name, FIELD_CHARS),
         digest,
+        report.profile,
     );
     if !report.only.is_empty() {
         let only = report.only.join(", ");
@@ -119,6 +120,17 @@ fn header(report: &Report) -> String {
         let _ = write!(out, ", skipping {}", field(&skip, FIELD_CHARS));
     }
     out.push('\n');
+    if let Some(b) = &report.benchmark {
+        let judged = match report.profile.cis_name() {
+            Some(level) => format!("judged at {level}"),
+            None => "cited; settings judged by their effect".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "benchmark {} ({judged})",
+            field(&b.to_string(), FIELD_CHARS)
+        );
+    }
     if let Some(imds) = &host.imds {
         let _ = writeln!(out, "{}", field(&imds.summary(), WARNING_CHARS));
     }
@@ -231,6 +243,14 @@ fn compact_line(f: &RuleResult) -> String {
 /// The headline plus evidence and fix (a failure) or cause (an error).
 fn full_block(f: &RuleResult) -> String {
     let mut out = compact_line(f);
+    if !f.cis.is_empty() {
+        let numbers: Vec<String> = f
+            .cis
+            .iter()
+            .map(|r| format!("{} (L{})", r.number, r.level))
+            .collect();
+        let _ = writeln!(out, "    CIS {}", field(&numbers.join(", "), DETAIL_CHARS));
+    }
     match &f.outcome {
         Outcome::Fail { evidence } | Outcome::Pass { evidence } => {
             for e in evidence.iter().take(EVIDENCE_PER_FINDING) {

@@ -174,6 +174,13 @@ fn item(r: &RuleResult, evidence_max: usize) -> ComplianceItem {
     let mut details = BTreeMap::new();
     details.insert("Result".to_string(), r.status().as_str().to_string());
     details.insert("Family".to_string(), r.family.clone());
+    if !r.cis.is_empty() {
+        let numbers: Vec<&str> = r.cis.iter().map(|c| c.number.as_str()).collect();
+        details.insert(
+            "CIS".to_string(),
+            truncate(&numbers.join(","), limits::ATTRIBUTE_VALUE_MAX),
+        );
+    }
     let compliant = match &r.outcome {
         Outcome::Pass { .. } => true,
         Outcome::Fail { .. } => r.waiver.is_some(),
@@ -298,6 +305,11 @@ pub fn summary(report: &Report) -> BTreeMap<String, String> {
     put("AgentVersion", report.agent.version.clone());
     put("BaselineName", report.baseline.name.clone());
     put("BaselineDigest", report.baseline.digest.clone());
+    put("Profile", report.profile.as_str().to_string());
+    if let Some(b) = &report.benchmark {
+        put("Benchmark", b.name.clone());
+        put("BenchmarkVersion", b.version.clone());
+    }
     put("Stage", report.stage.as_str().to_string());
     put("Rules", report.totals.rules.to_string());
     for (status, key) in [
