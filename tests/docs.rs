@@ -153,3 +153,32 @@ fn no_development_log_phrases() {
         found.join("\n  ")
     );
 }
+
+#[test]
+fn the_cis_page_shows_the_coverage_baseline_coverage_prints() {
+    use ec2_harden::baseline::coverage::Coverage;
+    use ec2_harden::baseline::{benchmark, Baseline};
+    use ec2_harden::rule::Profile;
+    let text = read(&repo().join("docs/cis.md"));
+    for (name, _) in benchmark::EMBEDDED {
+        let b = Baseline::embedded(name).unwrap();
+        let summary = Coverage::of(&b, Profile::CisLevel2Server)
+            .unwrap()
+            .summary();
+        let line = summary.lines().nth(1).unwrap();
+        let row = format!("| `{name}` | {line} |");
+        assert!(
+            text.contains(&row),
+            "docs/cis.md: the coverage row of {name} should read\n{row}"
+        );
+        let head = format!(
+            "| `{name}` | {} {} |",
+            b.benchmark.as_ref().unwrap().info.name,
+            b.benchmark.as_ref().unwrap().info.version
+        );
+        assert!(
+            text.contains(&head),
+            "docs/cis.md: the benchmark row should read\n{head}"
+        );
+    }
+}
