@@ -174,7 +174,10 @@ fn baseline_coverage_lists_every_recommendation_once_with_its_rules_or_a_reason(
             .count();
         assert_eq!(c["automated"]["automated"], automated);
         assert_eq!(c["automated"]["covered"], covered);
-        assert!(covered * 100 >= automated * 45, "{name}: {covered} of {automated}");
+        assert!(
+            covered * 100 >= automated * 45,
+            "{name}: {covered} of {automated}"
+        );
         for r in recs {
             let has_rules = !r["rules"].as_array().unwrap().is_empty();
             assert_eq!(has_rules, r.get("reason").is_none(), "{name} {r}");

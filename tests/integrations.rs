@@ -860,6 +860,7 @@ fn ssm_document_and_iam_policy_register_through_the_aws_cli() {
                 "extraArgs",
                 "failOn",
                 "jsonReport",
+                "profile",
                 "report",
                 "stage"
             ]
@@ -1281,9 +1282,15 @@ fn systemd_units_pass_systemd_analyze_verify() {
         .find_map(|l| l.strip_prefix("ExecStart="))
         .unwrap();
     assert!(
-        exec.starts_with("/usr/local/bin/ec2-harden check --stage run --report ssm "),
+        exec.starts_with(
+            "/usr/local/bin/ec2-harden check --stage run --profile ${EC2_HARDEN_PROFILE} --report ssm "
+        ),
         "{exec}"
     );
+    // the profile defaults to ec2; /etc/default/ec2-harden may choose a CIS level
+    assert!(service
+        .lines()
+        .any(|l| l == "Environment=EC2_HARDEN_PROFILE=ec2"));
 }
 
 #[test]
