@@ -10,6 +10,7 @@ super::file::declare_kinds! {
     file_absent => file_presence::FileAbsent, family = "files";
     file_present => file_presence::FilePresent, family = "files";
     file_content => file_content::FileContent, family = "files";
+    audit_rules => audit_rules::AuditRules, family = "logging";
     config => config::Config, family = "config";
     accounts => accounts::Accounts, family = "accounts";
     sshd => sshd::Sshd, family = "ssh";

@@ -1,6 +1,8 @@
 //! `expect = { ... }`: the value test shared by the key/value kinds (`config`, `sysctl`). A found
 //! value is normalised (trimmed, inner whitespace runs collapsed to one space) and must satisfy every
-//! test given: `equals`, `one_of`, `not_one_of`, `matches`, `not_matches`, `min`, `max`.
+//! test given: `equals`, `one_of`, `not_one_of`, `matches`, `not_matches`, `min`, `max`, and for
+//! octal permission values `umask` (at least these bits masked) and `mode` (no bit beyond these):
+//! a stricter value than required always passes.
 
 use regex::Regex;
 use serde::Deserialize;
@@ -20,6 +22,10 @@ pub struct ExpectSpec {
     pub not_matches: Option<Spanned<String>>,
     pub min: Option<i64>,
     pub max: Option<i64>,
+    /// The value is an octal umask that masks at least these bits (`027`: `077`, `177` pass).
+    pub umask: Option<Spanned<String>>,
+    /// The value is an octal file mode with no permission bit beyond these (`0640`: `0600` passes).
+    pub mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,7 +37,20 @@ pub struct Expect {
     not_matches: Option<Regex>,
     min: Option<i64>,
     max: Option<i64>,
+    umask: Option<u32>,
+    mode: Option<u32>,
     ignore_case: bool,
+}
+
+/// An octal permission value of 1 to 4 digits (`027`, `0640`, `4755`), as umask, login.defs and
+/// rsyslog write them.
+pub fn parse_octal(text: &str) -> Option<u32> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return None;
+    }
+    u32::from_str_radix(digits, 8).ok()
 }
 
 pub use crate::host::keyvalue::normalize;
@@ -52,11 +71,13 @@ impl Expect {
             && s.matches.is_none()
             && s.not_matches.is_none()
             && s.min.is_none()
-            && s.max.is_none();
+            && s.max.is_none()
+            && s.umask.is_none()
+            && s.mode.is_none();
         if empty {
             diags.error(
                 spec.span(),
-                "`expect` needs at least one of equals, one_of, not_one_of, matches, not_matches, min, max",
+                "`expect` needs at least one of equals, one_of, not_one_of, matches, not_matches, min, max, umask, mode",
             );
         }
         if s.equals.is_some() && s.one_of.is_some() {
@@ -73,6 +94,22 @@ impl Expect {
                 );
             }
         }
+        let mut octal = |field: &Option<Spanned<String>>, name: &str| {
+            let f = field.as_ref()?;
+            let parsed = parse_octal(f.get_ref());
+            if parsed.is_none() {
+                diags.error(
+                    f.span(),
+                    format!(
+                        "`expect.{name}` must be an octal permission value such as `027` or `0640`, not `{}`",
+                        f.get_ref()
+                    ),
+                );
+            }
+            parsed
+        };
+        let umask = octal(&s.umask, "umask");
+        let mode = octal(&s.mode, "mode");
         if diags.errors_since(mark) {
             return None;
         }
@@ -90,6 +127,8 @@ impl Expect {
             not_matches,
             min: s.min,
             max: s.max,
+            umask,
+            mode,
             ignore_case,
         })
     }
@@ -136,6 +175,18 @@ impl Expect {
             };
             if self.min.is_some_and(|min| n < min) || self.max.is_some_and(|max| n > max) {
                 return Err(self.range());
+            }
+        }
+        if let Some(bits) = self.umask {
+            match parse_octal(&value) {
+                Some(u) if u & bits == bits => {}
+                _ => return Err(format!("a umask of {bits:03o} or more restrictive")),
+            }
+        }
+        if let Some(bits) = self.mode {
+            match parse_octal(&value) {
+                Some(m) if m & !bits & 0o7777 == 0 => {}
+                _ => return Err(format!("a mode of {bits:04o} or stricter")),
             }
         }
         Ok(())
@@ -187,6 +238,12 @@ impl Expect {
         }
         if self.min.is_some() || self.max.is_some() {
             parts.push(self.range());
+        }
+        if let Some(bits) = self.umask {
+            parts.push(format!("a umask of {bits:03o} or more restrictive"));
+        }
+        if let Some(bits) = self.mode {
+            parts.push(format!("a mode of {bits:04o} or stricter"));
         }
         parts.join(", ")
     }
@@ -290,6 +347,34 @@ mod tests {
         let e = compile("expect = { not_one_of = [\"yes\"] }", true).unwrap();
         assert!(e.check("YES").is_err());
         assert!(e.check("no").is_ok());
+    }
+
+    #[test]
+    fn stricter_permission_values_pass() {
+        let e = compile("expect = { umask = \"027\" }", false).unwrap();
+        for ok in ["027", "0027", "077", "177", "0777", "037", "067"] {
+            assert!(e.check(ok).is_ok(), "umask {ok}");
+        }
+        for bad in ["022", "002", "007", "020", "0", "27x", "", "08"] {
+            assert_eq!(
+                e.check(bad),
+                Err("a umask of 027 or more restrictive".into()),
+                "umask {bad:?}"
+            );
+        }
+        let e = compile("expect = { mode = \"0640\" }", false).unwrap();
+        for ok in ["0640", "640", "0600", "0400", "0440", "0"] {
+            assert!(e.check(ok).is_ok(), "mode {ok}");
+        }
+        for bad in ["0644", "0540", "0660", "4640", "0700", "rw-r-----"] {
+            assert_eq!(
+                e.check(bad),
+                Err("a mode of 0640 or stricter".into()),
+                "mode {bad}"
+            );
+        }
+        let errs = compile("expect = { umask = \"9\" }", false).unwrap_err();
+        assert!(errs[0].contains("octal permission value"), "{errs:?}");
     }
 
     #[test]

@@ -107,16 +107,35 @@ fn excerpt(line: &str) -> String {
     format!("{}…", &line[..end])
 }
 
-impl Check for FileContentCheck {
-    fn evaluate(&self, cx: &Context<'_>) -> Outcome {
-        let files = match super::expand(cx.sysroot, &self.paths) {
-            Ok(files) => files,
-            Err(e) => return Outcome::error(e),
-        };
+impl FileContentCheck {
+    /// A check of the lines of files chosen at evaluation time (the `audit_rules` kind): comments
+    /// start with `#`, and a missing file set fails.
+    pub(crate) fn lines(
+        must_match: Option<Regex>,
+        must_not_match: Option<Regex>,
+        unless: Option<Regex>,
+    ) -> FileContentCheck {
+        FileContentCheck {
+            paths: Vec::new(),
+            must_match,
+            must_not_match,
+            unless,
+            comment: "#".into(),
+            missing_file: IfMissing::Fail,
+        }
+    }
+
+    /// Judge the lines of `files` (in-root paths, in order); `described` names them in messages.
+    pub(crate) fn judge(
+        &self,
+        cx: &Context<'_>,
+        files: &[std::path::PathBuf],
+        described: &str,
+    ) -> Outcome {
         let mut read_any = false;
         let mut matched: Option<Evidence> = None;
         let mut offending = Vec::new();
-        for file in &files {
+        for file in files {
             let path = file.display().to_string();
             let bytes = match cx.sysroot.read(file) {
                 Ok(b) => b,
@@ -170,21 +189,31 @@ impl Check for FileContentCheck {
         if !read_any {
             return self
                 .missing_file
-                .outcome(format!("none of {} exists", self.paths.join(", ")));
+                .outcome(format!("none of {described} exists"));
         }
         let mut fails = offending;
         if let (Some(re), None) = (&self.must_match, &matched) {
             fails.insert(
                 0,
-                Evidence::new(format!("no line matches in {}", self.paths.join(", ")))
+                Evidence::new(format!("no line matches in {described}"))
                     .expected(format!("a line matching /{re}/")),
             );
         }
         if !fails.is_empty() {
             return Outcome::Fail { evidence: fails };
         }
-        Outcome::pass(matched.unwrap_or_else(|| {
-            Evidence::new(format!("no forbidden line in {}", self.paths.join(", ")))
-        }))
+        Outcome::pass(
+            matched.unwrap_or_else(|| Evidence::new(format!("no forbidden line in {described}"))),
+        )
+    }
+}
+
+impl Check for FileContentCheck {
+    fn evaluate(&self, cx: &Context<'_>) -> Outcome {
+        let files = match super::expand(cx.sysroot, &self.paths) {
+            Ok(files) => files,
+            Err(e) => return Outcome::error(e),
+        };
+        self.judge(cx, &files, &self.paths.join(", "))
     }
 }

@@ -13,6 +13,7 @@ use std::fmt;
 use crate::rule::{Outcome, RuleMeta};
 
 pub mod accounts;
+pub mod audit_rules;
 pub mod config;
 pub mod context;
 pub mod credentials;

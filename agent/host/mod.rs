@@ -7,6 +7,7 @@
 //! [`Sysroot`]: crate::sysroot::Sysroot
 
 pub mod accounts;
+pub mod audit;
 pub mod command;
 pub mod credentials;
 pub mod dropins;
