@@ -207,9 +207,81 @@ pub fn passwd_entries(sysroot: &Sysroot) -> Vec<PasswdEntry> {
     parse_passwd(&sysroot.read_to_string("/etc/passwd").unwrap_or_default()).0
 }
 
+/// Shells that mean "no login" even where /etc/shells is missing.
+const NO_LOGIN: &[&str] = &["nologin", "false", "sync", "shutdown", "halt"];
+
+/// The interactive accounts of the sysroot's `/etc/passwd`: a login shell that `/etc/shells`
+/// lists and that is not `nologin` (where `/etc/shells` is missing: any shell but `nologin`,
+/// `false`, `sync`, `shutdown` and `halt`), as the CIS audits select the users whose dot files
+/// they look at. `Err` when the database cannot be read or has a malformed entry.
+pub fn interactive_users(sysroot: &Sysroot) -> Result<Vec<PasswdEntry>, String> {
+    let users = read_database(sysroot, "/etc/passwd", parse_passwd)?;
+    let shells: Option<Vec<String>> = match sysroot.read_to_string("/etc/shells") {
+        Ok(text) => Some(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('/'))
+                .map(str::to_string)
+                .collect(),
+        ),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    let base = |shell: &str| shell.rsplit('/').next().unwrap_or_default().to_string();
+    Ok(users
+        .into_iter()
+        .filter(|u| {
+            let name = base(&u.shell);
+            !u.shell.is_empty()
+                && name != "nologin"
+                && match &shells {
+                    Some(list) => list.iter().any(|s| *s == u.shell),
+                    None => !NO_LOGIN.contains(&name.as_str()),
+                }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interactive_users_have_a_login_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/bash\nsync:x:4:65534::/bin:/bin/sync\nwww:x:33:33::/var/www:/usr/sbin/nologin\nalice:x:1000:1000::/srv/alice:/bin/zsh\nbob:x:1001:1001::/home/bob:/bin/sh\n",
+        )
+        .unwrap();
+        let sysroot = Sysroot::open(dir.path()).unwrap();
+        let names = |s: &Sysroot| -> Vec<String> {
+            interactive_users(s)
+                .unwrap()
+                .into_iter()
+                .map(|u| u.name)
+                .collect()
+        };
+        // no /etc/shells: everything but the no-login shells
+        assert_eq!(names(&sysroot), ["root", "alice", "bob"]);
+        // /etc/shells decides when present: zsh is not listed
+        std::fs::write(
+            etc.join("shells"),
+            "# comment\n/bin/sh\n/bin/bash\n/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        assert_eq!(names(&sysroot), ["root", "bob"]);
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/bash\nbroken line\n",
+        )
+        .unwrap();
+        assert!(interactive_users(&sysroot)
+            .unwrap_err()
+            .contains("/etc/passwd:2"));
+    }
 
     #[test]
     fn passwd_lines_parse_and_bad_lines_are_kept_aside() {
