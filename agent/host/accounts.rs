@@ -235,7 +235,7 @@ pub fn interactive_users(sysroot: &Sysroot) -> Result<Vec<PasswdEntry>, String> 
             !u.shell.is_empty()
                 && name != "nologin"
                 && match &shells {
-                    Some(list) => list.iter().any(|s| *s == u.shell),
+                    Some(list) => list.contains(&u.shell),
                     None => !NO_LOGIN.contains(&name.as_str()),
                 }
         })
