@@ -172,6 +172,11 @@ fn seeded_faults_are_each_caught() {
         ("write /etc/hosts.equiv legacy-host\\n", "no-hosts-equiv"),
         ("chmod 0644 /etc/gshadow-", "etc-gshadow-backup-permissions"),
         ("chmod 0640 /etc/sudoers", "sudoers-permissions"),
+        // /etc/cron.allow at the 0640 its own rule asks for is not a cron directory: the
+        // directory rule's glob (/etc/cron.*) matches it but judges only directories
+        ("write /etc/cron.allow root\\n\nchmod 0640 /etc/cron.allow", ""),
+        ("write /etc/cron.allow root\\n\nchmod 0644 /etc/cron.allow", "cron-allow-permissions"),
+        ("chmod 0750 /etc/cron.daily", "cron-directories-permissions"),
         // accounts: PAM and sudo
         ("write /etc/security/faillock.conf deny = 10\\n", "faillock-deny\nfaillock-unlock-time"),
         ("write /etc/sudoers.d/70-devs Defaults timestamp_timeout=-1\\n", "sudo-timestamp-timeout"),
