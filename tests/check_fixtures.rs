@@ -127,6 +127,9 @@ fn seeded_faults_are_each_caught() {
         ("chmod 4644 /etc/group", "etc-group-permissions\nfiles-suid-sgid-allowlist"),
         // a drop-in read before the hardening one wins (first value wins in sshd)
         ("write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-permit-root-login-no"),
+        // DisableForwarding yes overrides the forwarding options, whatever they are set to
+        ("write /etc/ssh/sshd_config.d/10-cloud.conf DisableForwarding yes\\nX11Forwarding yes\\nAllowTcpForwarding yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", ""),
+        ("write /etc/ssh/sshd_config.d/10-cloud.conf DisableForwarding no\\nX11Forwarding yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-x11-forwarding-no"),
         // keywords are case-insensitive
         ("write /etc/ssh/sshd_config.d/10-cloud.conf passwordauthentication YES\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-password-authentication-no"),
         ("append /etc/login.defs PASS_MAX_DAYS 99999", "login-defs-pass-max-days"),
