@@ -258,6 +258,33 @@ fn offline_image_at_bake_reports_hygiene_and_judges_what_boot_applies() {
     assert_eq!(code, 0);
 }
 
+/// Debian's kernel patches Yama to boot with ptrace_scope 0: an image that does not set it fails,
+/// with the kernel default as evidence (the common layer assumes mainline's 1).
+#[test]
+fn debian_ptrace_scope_left_unset_takes_debians_kernel_default() {
+    let root = fixture("debian-12-image");
+    let hardening = root.path().join("etc/sysctl.d/60-hardening.conf");
+    let kept: String = std::fs::read_to_string(&hardening)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("ptrace_scope"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&hardening, kept).unwrap();
+    let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
+    assert_eq!(report["baseline"]["name"], "debian-12");
+    let r = result(&report, "sysctl-ptrace-scope");
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(r["evidence"][0]["found"], "0", "{r}");
+    assert!(
+        r["evidence"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the kernel default applies at boot"),
+        "{r}"
+    );
+}
+
 #[test]
 #[ignore = "needs root: fixture file owners"]
 fn unreadable_inputs_are_errors_with_path_and_errno_and_the_run_continues() {
