@@ -573,6 +573,11 @@ const AMAZON_LINUX_2023: Distro = Distro {
         ("write /etc/authselect/password-auth auth required pam_env.so\\nauth sufficient pam_unix.so\\nauth required pam_deny.so\\naccount required pam_unix.so\\npassword requisite pam_pwquality.so local_users_only\\npassword sufficient pam_unix.so sha512 shadow use_authtok\\n", "pam-faillock-password-auth"),
         // a setuid copy of the shell left in /var/tmp
         ("copy /usr/bin/bash /var/tmp/.bash\nchmod 4755 /var/tmp/.bash", "files-suid-sgid-allowlist"),
+        // the setuid programs are judged against their rpm records: a patched sudo, a sudo
+        // readable again (rpm records 4111), passwd given to another group
+        ("append /usr/bin/sudo # patched", "files-suid-sgid-allowlist"),
+        ("chmod 4755 /usr/bin/sudo", "files-suid-sgid-allowlist"),
+        ("chown 0:1000 /usr/bin/passwd\nchmod 4755 /usr/bin/passwd", "files-suid-sgid-allowlist"),
         ("write /etc/selinux/config SELINUX=disabled\\nSELINUXTYPE=targeted\\n", "selinux-enforcing\nselinux-not-disabled"),
         // the audit package's stock line brought back by a site rules file
         ("write /etc/audit/rules.d/10-base.rules -a task,never\\n", "audit-syscall-auditing-not-disabled"),
