@@ -528,6 +528,101 @@ fn rpm_databases() {
     });
 }
 
+#[test]
+fn rpm_file_lists() {
+    use crate::host::packages::owners::{rpm_header_files, Owners};
+    use crate::host::packages::rpmheader::{HeaderBuilder, RawHeader};
+    // sudo as rpm lays it out: names, the directory/basename/index triple, modes, digests, owners
+    let sudo = HeaderBuilder::new()
+        .int32(1116, &[0, 1, 1])
+        .int32(5011, &[8])
+        .int16(1030, &[0o100440, 0o104111, 0o100755])
+        .string(1000, "sudo")
+        .string(1001, "1.9.15")
+        .string(1002, "1.amzn2023")
+        .strings(1035, &["aa", "bb", "cc"])
+        .strings(1039, &["root", "root", "root"])
+        .strings(1040, &["root", "root", "root"])
+        .strings(1117, &["sudoers", "sudo", "sudoreplay"])
+        .strings(1118, &["/etc/", "/usr/bin/"])
+        .build();
+    let s = vec![
+        sudo.clone(),
+        HeaderBuilder::new().string(1000, "empty").build(),
+    ];
+    let tree = Tree::new(&[("/usr/bin/sudo", b"sudo"), ("/etc/sudoers", b"x")]);
+    std::fs::create_dir_all(tree.root.join("var/lib/rpm")).unwrap();
+    let conn = rusqlite::Connection::open(tree.root.join("var/lib/rpm/rpmdb.sqlite")).unwrap();
+    conn.execute(
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)",
+        [],
+    )
+    .unwrap();
+    conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [&sudo])
+        .unwrap();
+    let wanted = vec![b"/usr/bin/sudo".to_vec(), b"/etc/sudoers".to_vec()];
+    // the seed is read back as written
+    let owners = Owners::lookup(&tree.sysroot, &wanted).unwrap().unwrap();
+    assert_eq!(owners.shipped(b"/usr/bin/sudo")[0].mode, Some(0o104111));
+    // the lookup through the database, for one input in 16 (a database write per input is slow);
+    // the header's file lists on every input
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    fuzz("rpm_file_lists", s, move |b| {
+        if let Ok(h) = RawHeader::parse(b) {
+            for tag in [1030, 1035, 1039, 1040, 1116, 1117, 1118, 5011] {
+                let _ = (h.strings(tag), h.int16s(tag), h.int32s(tag), h.int32(tag));
+            }
+        }
+        let _ = rpm_header_files(b, |_| true);
+        if runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 16 == 0 {
+            conn.execute("UPDATE Packages SET blob = ?1 WHERE hnum = 1", [b])
+                .unwrap();
+            let _ = Owners::lookup(&tree.sysroot, &wanted);
+        }
+    });
+}
+
+#[test]
+fn dpkg_file_records() {
+    use crate::host::packages::dpkg_files::{list_paths, parse_md5sums, parse_statoverride};
+    use crate::host::packages::owners::Owners;
+    let mut s = seeds(
+        "dpkg_file_records",
+        &[".md5sums", ".list", "var/lib/dpkg/statoverride"],
+    );
+    s.push(b"bf3f1799b2782402b9bbe1d16fba90e5  bin/su\na00cd433005b1662c9a07d4e1cebfb89  sbin/unix_chkpwd\n".to_vec());
+    s.push(b"root crontab 2755 /usr/bin/crontab\n_chrony _chrony 750 /var/lib/chrony\n#0 #42 4750 /usr/bin/su\n".to_vec());
+    s.push(b"/.\n/bin\n/bin/su\n/usr/share/man/man1/su.1.gz\n".to_vec());
+    const LIST: &str = "/var/lib/dpkg/info/util-linux.list";
+    const SUMS: &str = "/var/lib/dpkg/info/util-linux.md5sums";
+    const OVERRIDES: &str = "/var/lib/dpkg/statoverride";
+    let tree = Tree::new(&[
+        ("/usr/bin/su", b"su"),
+        ("/var/lib/dpkg/status", b""),
+        (LIST, b""),
+        (SUMS, b""),
+        (OVERRIDES, b""),
+    ]);
+    std::os::unix::fs::symlink("usr/bin", tree.root.join("bin")).unwrap();
+    let wanted = vec![b"/usr/bin/su".to_vec()];
+    // the parsers on every input; the lookup through the tree for one input in 8, as each of the
+    // database's files in turn
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    fuzz("dpkg_file_records", s, move |b| {
+        let _ = parse_md5sums(b);
+        let _ = parse_statoverride(b);
+        let _ = list_paths(b).count();
+        let run = runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if run % 8 == 0 {
+            let i = run / 8 % 3;
+            let path = [LIST, SUMS, OVERRIDES][i];
+            tree.put(path, b);
+            let _ = Owners::lookup(&tree.sysroot, &wanted);
+            tree.put(path, if i == 0 { b"/bin/su\n" } else { b"" });
+        }
+    });
+}
+
 /// The tree of the rpm database `content` is (sqlite or Berkeley DB), with it in place.
 fn rpm_tree<'a>(bdb: &'a Tree, sqlite: &'a Tree, content: &[u8]) -> &'a Tree {
     let (tree, path) = if content.starts_with(b"SQLite format 3") {

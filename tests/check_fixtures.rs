@@ -127,6 +127,9 @@ fn seeded_faults_are_each_caught() {
         ("chmod 4644 /etc/group", "etc-group-permissions\nfiles-suid-sgid-allowlist"),
         // a drop-in read before the hardening one wins (first value wins in sshd)
         ("write /etc/ssh/sshd_config.d/10-cloud.conf PermitRootLogin yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-permit-root-login-no"),
+        // DisableForwarding yes overrides the forwarding options, whatever they are set to
+        ("write /etc/ssh/sshd_config.d/10-cloud.conf DisableForwarding yes\\nX11Forwarding yes\\nAllowTcpForwarding yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", ""),
+        ("write /etc/ssh/sshd_config.d/10-cloud.conf DisableForwarding no\\nX11Forwarding yes\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-x11-forwarding-no"),
         // keywords are case-insensitive
         ("write /etc/ssh/sshd_config.d/10-cloud.conf passwordauthentication YES\\n\nchmod 0600 /etc/ssh/sshd_config.d/10-cloud.conf", "ssh-password-authentication-no"),
         ("append /etc/login.defs PASS_MAX_DAYS 99999", "login-defs-pass-max-days"),
@@ -172,6 +175,11 @@ fn seeded_faults_are_each_caught() {
         ("write /etc/hosts.equiv legacy-host\\n", "no-hosts-equiv"),
         ("chmod 0644 /etc/gshadow-", "etc-gshadow-backup-permissions"),
         ("chmod 0640 /etc/sudoers", "sudoers-permissions"),
+        // /etc/cron.allow at the 0640 its own rule asks for is not a cron directory: the
+        // directory rule's glob (/etc/cron.*) matches it but judges only directories
+        ("write /etc/cron.allow root\\n\nchmod 0640 /etc/cron.allow", ""),
+        ("write /etc/cron.allow root\\n\nchmod 0644 /etc/cron.allow", "cron-allow-permissions"),
+        ("chmod 0750 /etc/cron.daily", "cron-directories-permissions"),
         // accounts: PAM and sudo
         ("write /etc/security/faillock.conf deny = 10\\n", "faillock-deny\nfaillock-unlock-time"),
         ("write /etc/sudoers.d/70-devs Defaults timestamp_timeout=-1\\n", "sudo-timestamp-timeout"),
@@ -248,6 +256,33 @@ fn offline_image_at_bake_reports_hygiene_and_judges_what_boot_applies() {
     let (code, report, stderr) = check_json(root.path(), &["--stage", "bake", "--fail-on", "low"]);
     assert_eq!(ids_with(&report, "fail"), Vec::<String>::new(), "{stderr}");
     assert_eq!(code, 0);
+}
+
+/// Debian's kernel patches Yama to boot with ptrace_scope 0: an image that does not set it fails,
+/// with the kernel default as evidence (the common layer assumes mainline's 1).
+#[test]
+fn debian_ptrace_scope_left_unset_takes_debians_kernel_default() {
+    let root = fixture("debian-12-image");
+    let hardening = root.path().join("etc/sysctl.d/60-hardening.conf");
+    let kept: String = std::fs::read_to_string(&hardening)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("ptrace_scope"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&hardening, kept).unwrap();
+    let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
+    assert_eq!(report["baseline"]["name"], "debian-12");
+    let r = result(&report, "sysctl-ptrace-scope");
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(r["evidence"][0]["found"], "0", "{r}");
+    assert!(
+        r["evidence"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the kernel default applies at boot"),
+        "{r}"
+    );
 }
 
 #[test]

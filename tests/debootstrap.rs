@@ -167,7 +167,8 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         "faillock-deny",
         "shell-umask-not-weak",
         "etc-shadow-permissions",
-        // the tree scans: Debian's own setuid/setgid set is exactly the debian-12 allow-list
+        // the tree scans: every setuid/setgid file is a package's, unchanged (dpkg's lists,
+        // md5sums and statoverride; su and mount are listed through usrmerge's /bin)
         "files-no-world-writable",
         "files-world-writable-dirs-sticky",
         "files-no-unowned",
@@ -182,14 +183,35 @@ fn stock_debian_root_then_hardened_flips_exactly_the_expected_rules() {
         );
     }
     let inventory = &result(&stock, "files-suid-sgid-allowlist")["evidence"];
+    let summary = inventory[0]["message"].as_str().unwrap();
     assert!(
-        inventory[0]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("15 setuid/setgid files, all in the allow-list"),
+        summary.starts_with("15 setuid/setgid files in ")
+            && summary
+                .ends_with(": 15 shipped unchanged by installed packages, 0 in the allow-list"),
         "{inventory}"
     );
     assert_eq!(inventory[1]["path"], "/usr/bin/chage");
+    assert_eq!(
+        inventory[1]["message"],
+        "setgid shadow, shipped by passwd, content matches its md5sums"
+    );
+    let listed = |path: &str| {
+        inventory
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == path)
+            .unwrap_or_else(|| panic!("{path}: {inventory}"))["message"]
+            .clone()
+    };
+    assert_eq!(
+        listed("/usr/bin/su"),
+        "setuid root, shipped by util-linux, content matches its md5sums (listed as /bin/su)"
+    );
+    assert_eq!(
+        listed("/usr/bin/crontab"),
+        "setgid crontab, shipped by cron, content matches its md5sums, owner, group and mode match its dpkg-statoverride entry (root crontab 2755)"
+    );
     // sshd's compiled-in default is what a stock Debian runs with
     assert_eq!(
         result(&stock, "ssh-permit-root-login-no")["evidence"][0]["found"],
@@ -285,6 +307,19 @@ fn seeded_faults_in_a_hardened_real_root_are_each_caught() {
             "copy /usr/bin/bash /usr/local/bin/.rootsh\nchmod 4755 /usr/local/bin/.rootsh",
             &["files-suid-sgid-allowlist"],
         ),
+        // a packaged setuid program whose content is no longer the package's, and one whose mode
+        // is no longer the one dpkg-statoverride imposes (file integrity sees both too)
+        (
+            "append /usr/bin/passwd # patched",
+            &["files-suid-sgid-allowlist", "fim-critical-changes"],
+        ),
+        (
+            "chmod 6755 /usr/bin/crontab",
+            &["files-suid-sgid-allowlist", "fim-critical-changes"],
+        ),
+        // dpkg records no modes: a setuid bit on a packaged program with intact content is for
+        // file integrity to catch (docs/limits.md)
+        ("chmod 4755 /usr/bin/bash", &["fim-critical-changes"]),
         (
             "write /var/backups/old-home.tar x\nchown 4242:0 /var/backups/old-home.tar",
             &["files-no-unowned"],

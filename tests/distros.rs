@@ -308,6 +308,42 @@ fn rhel_9_seeded_faults_are_caught() {
     seeded_faults_are_caught(&RHEL_9);
 }
 
+/// A key no sysctl.d file sets takes the kernel's own value at boot. Yama boots with
+/// ptrace_scope 1 on Ubuntu's (and RHEL's, Amazon Linux's) kernels, so an image that leaves it
+/// unset complies; Debian's kernel boots with 0 (tests/check_fixtures.rs).
+#[test]
+fn ptrace_scope_left_unset_is_judged_by_the_kernel_default() {
+    let root = fixture("ubuntu-24.04-hardened");
+    let hardening = root.path().join("etc/sysctl.d/60-hardening.conf");
+    let kept: String = std::fs::read_to_string(&hardening)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("ptrace_scope"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&hardening, kept).unwrap();
+    apply(root.path(), "rm /etc/sysctl.d/10-ptrace.conf");
+    let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
+    let r = result(&report, "sysctl-ptrace-scope");
+    assert_eq!(r["status"], "pass", "{r}");
+    let ev = &r["evidence"][0];
+    assert_eq!(ev["found"], "1", "{r}");
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .contains("the kernel default applies at boot"),
+        "{r}"
+    );
+    // a file that lowers it is still caught
+    apply(
+        root.path(),
+        "write /etc/sysctl.d/99-zz-debug.conf kernel.yama.ptrace_scope = 0\\n",
+    );
+    let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
+    assert_eq!(status(&report, "sysctl-ptrace-scope"), "fail");
+}
+
 /// Point releases match the major version; the RHEL rebuilds select the same layer; RHEL 8 does
 /// not (no layer for it: the common baseline applies).
 #[test]
@@ -537,6 +573,11 @@ const AMAZON_LINUX_2023: Distro = Distro {
         ("write /etc/authselect/password-auth auth required pam_env.so\\nauth sufficient pam_unix.so\\nauth required pam_deny.so\\naccount required pam_unix.so\\npassword requisite pam_pwquality.so local_users_only\\npassword sufficient pam_unix.so sha512 shadow use_authtok\\n", "pam-faillock-password-auth"),
         // a setuid copy of the shell left in /var/tmp
         ("copy /usr/bin/bash /var/tmp/.bash\nchmod 4755 /var/tmp/.bash", "files-suid-sgid-allowlist"),
+        // the setuid programs are judged against their rpm records: a patched sudo, a sudo
+        // readable again (rpm records 4111), passwd given to another group
+        ("append /usr/bin/sudo # patched", "files-suid-sgid-allowlist"),
+        ("chmod 4755 /usr/bin/sudo", "files-suid-sgid-allowlist"),
+        ("chown 0:1000 /usr/bin/passwd\nchmod 4755 /usr/bin/passwd", "files-suid-sgid-allowlist"),
         ("write /etc/selinux/config SELINUX=disabled\\nSELINUXTYPE=targeted\\n", "selinux-enforcing\nselinux-not-disabled"),
         // the audit package's stock line brought back by a site rules file
         ("write /etc/audit/rules.d/10-base.rules -a task,never\\n", "audit-syscall-auditing-not-disabled"),

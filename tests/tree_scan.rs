@@ -65,10 +65,15 @@ fn each_scan_passes_clean_and_catches_its_seeded_fault() {
             "write /usr/local/bin/games x\nchmod 2755 /usr/local/bin/games",
             &["files-suid-sgid-allowlist"],
         ),
-        // Debian's own setuid programs are in the debian-12 allow-list
+        // setuid programs that packages ship as they are (tests below: the package database)
         (
-            "write /usr/bin/passwd x\nchmod 4755 /usr/bin/passwd\nwrite /usr/bin/crontab x\nchmod 2755 /usr/bin/crontab",
+            "write /usr/bin/passwd x\nchmod 4755 /usr/bin/passwd\nwrite /usr/bin/crontab x\nchmod 2755 /usr/bin/crontab\npackage dpkg passwd /usr/bin/passwd\npackage dpkg cron /usr/bin/crontab",
             &[],
+        ),
+        // ... but not without a package database to vouch for them
+        (
+            "write /usr/bin/passwd x\nchmod 4755 /usr/bin/passwd",
+            &["files-suid-sgid-allowlist"],
         ),
         // /proc, /sys, /dev and /run are never walked
         (
@@ -214,6 +219,257 @@ allow = ["/usr/bin/*", "/opt/vendor/bin/*"]
     assert_eq!(
         r["evidence"][1]["found"],
         "mode 4755, owner root, group root"
+    );
+}
+
+/// The Debian tree with the setuid programs the comparison with OpenSCAP found failing, shipped by
+/// their packages as dpkg records them (`/bin/su` through usrmerge's `/bin -> usr/bin`).
+const PACKAGED: &str = "\
+write /usr/sbin/exim4 exim4 4.96\\n
+chmod 4755 /usr/sbin/exim4
+write /usr/lib/x86_64-linux-gnu/utempter/utempter utempter\\n
+chmod 2755 /usr/lib/x86_64-linux-gnu/utempter/utempter
+write /usr/bin/su su\\n
+chmod 4755 /usr/bin/su
+symlink usr/bin /bin
+package dpkg exim4-daemon-light /usr/sbin/exim4
+package dpkg libutempter0:amd64 /usr/lib/x86_64-linux-gnu/utempter/utempter
+package dpkg util-linux /bin/su";
+
+/// The suid-sgid rule's result on the packaged Debian tree with `ops` applied after, and the site
+/// layer `site` (a TOML rule table) when given.
+fn suid_rule(ops: &str, site: Option<&str>) -> serde_json::Value {
+    let root = fixture("debian-12-hardened");
+    apply(root.path(), PACKAGED);
+    apply(root.path(), ops);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--only", "files"];
+    let file = dir.path().join("site.toml");
+    if let Some(rule) = site {
+        std::fs::write(
+            &file,
+            format!("[baseline]\nname = \"site\"\nversion = \"1\"\ndescription = \"d\"\nextends = [\"debian-12\"]\n\n{rule}"),
+        )
+        .unwrap();
+        args.extend(["--baseline", file.to_str().unwrap()]);
+    }
+    let (_, report, stderr) = check_json(root.path(), &args);
+    let r = result(&report, "files-suid-sgid-allowlist").clone();
+    assert_ne!(r["status"], "error", "{r}\n{stderr}");
+    r
+}
+
+fn evidence_of<'a>(r: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == path)
+        .unwrap_or_else(|| panic!("no evidence for {path}: {r}"))
+}
+
+#[test]
+#[ignore = "needs root: fixture file owners"]
+fn setuid_files_are_judged_against_the_dpkg_database() {
+    // shipped unchanged: each passes, naming its package
+    let r = suid_rule("", None);
+    assert_eq!(r["status"], "pass", "{r}");
+    assert!(
+        r["evidence"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 setuid/setgid files in "),
+        "{r}"
+    );
+    assert_eq!(
+        evidence_of(&r, "/usr/sbin/exim4")["message"],
+        "setuid root, shipped by exim4-daemon-light, content matches its md5sums"
+    );
+    assert_eq!(
+        evidence_of(&r, "/usr/lib/x86_64-linux-gnu/utempter/utempter")["message"],
+        "setgid root, shipped by libutempter0:amd64, content matches its md5sums"
+    );
+    assert_eq!(
+        evidence_of(&r, "/usr/bin/su")["message"],
+        "setuid root, shipped by util-linux, content matches its md5sums (listed as /bin/su)"
+    );
+
+    // content that differs from the package's md5sums
+    let r = suid_rule("append /usr/sbin/exim4 patched", None);
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(r["evidence"][0]["found"], "1");
+    let ev = evidence_of(&r, "/usr/sbin/exim4");
+    assert!(
+        ev["message"].as_str().unwrap().contains(
+            "listed by exim4-daemon-light, but its content differs from the package's md5sums"
+        ),
+        "{ev}"
+    );
+
+    // a setuid file no package ships
+    let unowned = "write /usr/local/sbin/helper x\nchmod 4755 /usr/local/sbin/helper";
+    let r = suid_rule(unowned, None);
+    assert_eq!(r["status"], "fail", "{r}");
+    let ev = evidence_of(&r, "/usr/local/sbin/helper");
+    assert_eq!(
+        ev["message"],
+        "setuid/setgid file that no installed package ships (per /var/lib/dpkg/info)"
+    );
+    assert_eq!(ev["found"], "mode 4755, owner root, group root");
+
+    // ... accepted when the site's allow-list names it; a changed packaged file is not
+    let site = r#"[[tree_scan]]
+id = "files-suid-sgid-allowlist"
+title = "t"
+severity = "high"
+rationale = "r"
+remediation = "r"
+scan = "suid-sgid"
+allow = ["/usr/local/sbin/helper", "/usr/sbin/exim4"]
+"#;
+    let r = suid_rule(unowned, Some(site));
+    assert_eq!(r["status"], "pass", "{r}");
+    assert_eq!(
+        evidence_of(&r, "/usr/local/sbin/helper")["message"],
+        "setuid/setgid file in the rule's allow-list"
+    );
+    let r = suid_rule(
+        &format!("{unowned}\nappend /usr/sbin/exim4 patched"),
+        Some(site),
+    );
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(r["evidence"][0]["found"], "1", "only exim4: {r}");
+    evidence_of(&r, "/usr/sbin/exim4");
+
+    // dpkg-statoverride: the file must have the entry's owner, group and mode
+    let r = suid_rule(
+        "write /var/lib/dpkg/statoverride root root 4750 /usr/sbin/exim4\\n",
+        None,
+    );
+    assert_eq!(r["status"], "fail", "{r}");
+    let ev = evidence_of(&r, "/usr/sbin/exim4");
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .contains("differ from its dpkg-statoverride entry"),
+        "{ev}"
+    );
+    assert_eq!(
+        (ev["found"].as_str(), ev["expected"].as_str()),
+        (Some("root root 4755"), Some("root root 4750"))
+    );
+    let r = suid_rule(
+        "write /var/lib/dpkg/statoverride root root 4755 /usr/sbin/exim4\\n",
+        None,
+    );
+    assert_eq!(r["status"], "pass", "{r}");
+    assert_eq!(
+        evidence_of(&r, "/usr/sbin/exim4")["message"],
+        "setuid root, shipped by exim4-daemon-light, content matches its md5sums, owner, group and mode match its dpkg-statoverride entry (root root 4755)"
+    );
+}
+
+fn run_ok(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A package built by rpmbuild and installed by rpm into a root: the agent reads the file list,
+/// modes, digests and owners rpm itself wrote.
+#[test]
+#[ignore = "needs root, tools: rpmbuild and rpm"]
+fn setuid_files_are_judged_against_a_real_rpm_database() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("root");
+    std::fs::write(
+        w.join("suidtool.spec"),
+        "Name: suidtool\nVersion: 1.0\nRelease: 1\nSummary: t\nLicense: MIT\nBuildArch: noarch\n\
+         %description\nt\n%install\nmkdir -p %{buildroot}/usr/bin\n\
+         printf 'suid tool\\n' > %{buildroot}/usr/bin/suidtool\n\
+         %files\n%attr(4711,root,root) /usr/bin/suidtool\n",
+    )
+    .unwrap();
+    run_ok(
+        std::process::Command::new("rpmbuild")
+            .args(["-bb", "--define"])
+            .arg(format!("_topdir {}", w.join("build").display()))
+            .arg("--define")
+            .arg(format!("_rpmdir {}", w.join("rpms").display()))
+            .arg(w.join("suidtool.spec")),
+    );
+    std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    let rpm = |args: &[&str]| {
+        let mut c = std::process::Command::new("rpm");
+        c.arg("--root")
+            .arg(&root)
+            .args(["--dbpath", "/var/lib/rpm"])
+            .args(args);
+        c
+    };
+    run_ok(&mut rpm(&["--initdb"]));
+    run_ok(
+        rpm(&["-i", "--nodeps", "--noscripts"])
+            .arg(w.join("rpms/noarch/suidtool-1.0-1.noarch.rpm")),
+    );
+    assert_eq!(
+        std::fs::metadata(root.join("usr/bin/suidtool"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o4711
+    );
+    let judge = || {
+        let (_, report, stderr) = check_json(&root, &["--only", "files"]);
+        let r = result(&report, "files-suid-sgid-allowlist").clone();
+        assert_ne!(r["status"], "error", "{r}\n{stderr}");
+        r
+    };
+    let r = judge();
+    assert_eq!(r["status"], "pass", "{r}");
+    assert_eq!(
+        evidence_of(&r, "/usr/bin/suidtool")["message"],
+        "setuid root, shipped by suidtool, content (sha256) and mode match its rpm record, as do owner and group"
+    );
+    // rpm records the mode: a readable copy of the execute-only program is a change
+    std::fs::set_permissions(
+        root.join("usr/bin/suidtool"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    let r = judge();
+    assert_eq!(r["status"], "fail", "{r}");
+    let ev = evidence_of(&r, "/usr/bin/suidtool");
+    assert_eq!(
+        (ev["found"].as_str(), ev["expected"].as_str()),
+        (Some("4755"), Some("4711")),
+        "{ev}"
+    );
+    // ... and so is different content with the recorded mode
+    std::fs::write(root.join("usr/bin/suidtool"), "patched\n").unwrap();
+    std::fs::set_permissions(
+        root.join("usr/bin/suidtool"),
+        std::fs::Permissions::from_mode(0o4711),
+    )
+    .unwrap();
+    let r = judge();
+    assert_eq!(r["status"], "fail", "{r}");
+    assert!(
+        evidence_of(&r, "/usr/bin/suidtool")["message"]
+            .as_str()
+            .unwrap()
+            .contains("its content differs from the package's rpm record (sha256)"),
+        "{r}"
     );
 }
 

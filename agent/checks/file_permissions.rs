@@ -1,12 +1,15 @@
 //! `[[file_permissions]]`: a file's mode, owner and group. `max_mode` is the most permissive mode
 //! allowed: any permission bit set on the file but not in `max_mode` (including setuid, setgid and
 //! sticky) fails. Owners and groups are names from the audited system's own `/etc/passwd` and
-//! `/etc/group`, or numeric ids. `path` may be a glob; every match is checked.
+//! `/etc/group`, or numeric ids. `path` may be a glob; every match is checked, or with `type` only
+//! the matches of that type (`/etc/cron.*` judged as directories leaves `/etc/cron.allow` to the
+//! rule about that file).
 
 use std::os::unix::fs::MetadataExt;
 
 use toml::Spanned;
 
+use super::file_presence::FileType;
 use super::{validate_path, IfMissing, OneOrMany};
 use crate::checks::params::rule_params;
 use crate::checks::Check;
@@ -36,6 +39,10 @@ rule_params! {
         /// Judge the symlink's target (default) rather than the link itself.
         #[serde(default = "default_true")]
         pub follow_symlinks: bool,
+        /// Judge only the matches of this type (`file`, `dir`, `symlink`); the others are left to
+        /// other rules. Types are those of what is judged (the target unless `follow_symlinks = false`).
+        #[serde(default, rename = "type")]
+        pub file_type: Option<Spanned<FileType>>,
     }
 }
 
@@ -59,6 +66,7 @@ pub struct FilePermissionsCheck {
     group: Option<Vec<String>>,
     missing: IfMissing,
     follow: bool,
+    file_type: Option<FileType>,
 }
 
 impl CompileCheck for FilePermissions {
@@ -98,6 +106,14 @@ impl CompileCheck for FilePermissions {
                 );
             }
         }
+        if let Some(t) = &self.file_type {
+            if *t.get_ref() == FileType::Symlink && self.follow_symlinks {
+                diags.error(
+                    t.span(),
+                    "`type = \"symlink\"` needs `follow_symlinks = false`: followed links are judged by their targets",
+                );
+            }
+        }
         if diags.errors_since(mark) {
             return None;
         }
@@ -108,6 +124,7 @@ impl CompileCheck for FilePermissions {
             group: self.group.clone().map(|g| g.0),
             missing: self.missing,
             follow: self.follow_symlinks,
+            file_type: self.file_type.as_ref().map(|t| *t.get_ref()),
         }))
     }
 }
@@ -124,30 +141,55 @@ impl Check for FilePermissionsCheck {
                 .outcome(format!("{} does not exist", self.path));
         }
         let accounts = cx.cache.get(|| Accounts::read(cx.sysroot));
-        let outcomes = paths
-            .iter()
-            .map(|p| self.check_one(cx, &accounts, &p.display().to_string()))
-            .collect();
+        let mut outcomes = Vec::new();
+        for p in &paths {
+            let path = p.display().to_string();
+            let md = if self.follow {
+                cx.sysroot.metadata(p)
+            } else {
+                cx.sysroot.symlink_metadata(p)
+            };
+            match md {
+                Ok(md) if self.judges(&md) => outcomes.push(self.check_one(&accounts, &path, &md)),
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => outcomes.push(
+                    self.missing
+                        .outcome(format!("{path} does not exist (dangling symlink?)")),
+                ),
+                Err(e) => outcomes.push(Outcome::error(e)),
+            }
+        }
+        if outcomes.is_empty() {
+            let wanted = match self.file_type {
+                Some(FileType::File) => "a regular file",
+                Some(FileType::Dir) => "a directory",
+                Some(FileType::Symlink) => "a symlink",
+                None => "of the type judged",
+            };
+            return self.missing.outcome(format!(
+                "nothing matching {} is {wanted} ({} other match{})",
+                self.path,
+                paths.len(),
+                if paths.len() == 1 { "" } else { "es" }
+            ));
+        }
         Outcome::combine(outcomes, "nothing to check")
     }
 }
 
 impl FilePermissionsCheck {
-    fn check_one(&self, cx: &Context<'_>, accounts: &Accounts, path: &str) -> Outcome {
-        let md = if self.follow {
-            cx.sysroot.metadata(path)
-        } else {
-            cx.sysroot.symlink_metadata(path)
-        };
-        let md = match md {
-            Ok(md) => md,
-            Err(e) if e.is_not_found() => {
-                return self
-                    .missing
-                    .outcome(format!("{path} does not exist (dangling symlink?)"))
-            }
-            Err(e) => return Outcome::error(e),
-        };
+    /// Whether a match of `path` is this rule's to judge (`type`, when given).
+    fn judges(&self, md: &std::fs::Metadata) -> bool {
+        let ft = md.file_type();
+        match self.file_type {
+            None => true,
+            Some(FileType::File) => ft.is_file(),
+            Some(FileType::Dir) => ft.is_dir(),
+            Some(FileType::Symlink) => ft.is_symlink(),
+        }
+    }
+
+    fn check_one(&self, accounts: &Accounts, path: &str, md: &std::fs::Metadata) -> Outcome {
         let mode = md.mode() & 0o7777;
         let mut failures = Vec::new();
         if let Some(max) = self.max_mode {
@@ -222,5 +264,89 @@ mod tests {
         assert_eq!(parse_mode("0648"), None);
         assert_eq!(parse_mode("17777"), None);
         assert_eq!(parse_mode(""), None);
+    }
+
+    fn compile(text: &str) -> Option<Box<dyn Check>> {
+        let src = crate::diag::SourceFile::new("t.toml", text);
+        let mut diags = Diagnostics::new(&src);
+        let params: FilePermissions = toml::from_str(text).unwrap();
+        params.compile(&mut diags)
+    }
+
+    fn rule(keys: &str) -> String {
+        format!("id = \"r\"\ntitle = \"t\"\nseverity = \"medium\"\nrationale = \"r\"\nremediation = \"r\"\n{keys}")
+    }
+
+    fn evaluate(root: &std::path::Path, check: &dyn Check) -> Outcome {
+        let sysroot = crate::sysroot::Sysroot::open(root).unwrap();
+        let facts = crate::host::HostFacts::default();
+        let cx = Context::new(&sysroot, crate::rule::Stage::Run, &facts, true);
+        check.evaluate(&cx)
+    }
+
+    /// `/etc/cron.*` also matches `/etc/cron.allow`, a file with a rule (0640) of its own: a rule
+    /// about the cron directories judges only the directories.
+    #[test]
+    fn a_type_restricts_which_matches_a_glob_judges() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        for d in ["cron.d", "cron.daily"] {
+            std::fs::create_dir_all(etc.join(d)).unwrap();
+            std::fs::set_permissions(etc.join(d), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        std::fs::write(etc.join("cron.allow"), "root\n").unwrap();
+        std::fs::set_permissions(
+            etc.join("cron.allow"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        let dirs = compile(&rule(
+            "path = \"/etc/cron.*\"\nmax_mode = \"0700\"\ntype = \"dir\"",
+        ))
+        .unwrap();
+        let Outcome::Pass { evidence } = evaluate(dir.path(), dirs.as_ref()) else {
+            panic!("the directories are 0700")
+        };
+        let judged: Vec<_> = evidence.iter().filter_map(|e| e.path.as_deref()).collect();
+        assert_eq!(judged, ["/etc/cron.d", "/etc/cron.daily"]);
+        // without `type` the file is judged by the directory rule and fails it
+        let any = compile(&rule("path = \"/etc/cron.*\"\nmax_mode = \"0700\"")).unwrap();
+        let Outcome::Fail { evidence } = evaluate(dir.path(), any.as_ref()) else {
+            panic!("cron.allow is 0640")
+        };
+        assert_eq!(evidence[0].path.as_deref(), Some("/etc/cron.allow"));
+        // a directory that is too open still fails
+        std::fs::set_permissions(etc.join("cron.d"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let Outcome::Fail { evidence } = evaluate(dir.path(), dirs.as_ref()) else {
+            panic!("cron.d is 0755")
+        };
+        assert_eq!(evidence.len(), 1);
+        assert_eq!(evidence[0].path.as_deref(), Some("/etc/cron.d"));
+        // matches of none of the type: `missing` decides
+        let files = compile(&rule(
+            "path = \"/etc/cron.d*\"\nmax_mode = \"0700\"\ntype = \"file\"\nmissing = \"fail\"",
+        ))
+        .unwrap();
+        let Outcome::Fail { evidence } = evaluate(dir.path(), files.as_ref()) else {
+            panic!("no regular file matches")
+        };
+        assert_eq!(
+            evidence[0].message,
+            "nothing matching /etc/cron.d* is a regular file (2 other matches)"
+        );
+    }
+
+    #[test]
+    fn a_symlink_type_needs_links_judged_themselves() {
+        assert!(compile(&rule(
+            "path = \"/etc/x\"\nowner = \"root\"\ntype = \"symlink\""
+        ))
+        .is_none());
+        assert!(compile(&rule(
+            "path = \"/etc/x\"\nowner = \"root\"\ntype = \"symlink\"\nfollow_symlinks = false"
+        ))
+        .is_some());
     }
 }

@@ -29,6 +29,7 @@ pub mod kernel_module;
 pub mod mount;
 pub mod params;
 pub mod patch;
+pub mod shipped;
 pub mod sshd;
 pub mod sysctl;
 pub mod systemd_unit;

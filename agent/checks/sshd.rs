@@ -1,6 +1,8 @@
 //! `[[sshd]]`: a keyword of the SSH daemon's effective global configuration (as
 //! [`crate::host::sshd`] computes it from `sshd_config` and its includes) must satisfy `expect`;
 //! when the keyword is never set globally, sshd's compiled-in `default` is judged, else `missing`.
+//! A forwarding keyword that `DisableForwarding yes` overrides is judged as `no`, with the
+//! DisableForwarding line as evidence, since that is what sshd does.
 
 use toml::Spanned;
 
@@ -85,6 +87,25 @@ impl Check for SshdCheck {
             Err(e @ SshdError::Missing(_)) => return Outcome::not_applicable(e.to_string()),
             Err(e) => return Outcome::error(e),
         };
+        if let Some(by) = cfg.forwarding_disabled(&self.key) {
+            let own = cfg
+                .settings
+                .get(&self.key)
+                .map(|s| format!(" (set to {} at {}:{})", s.value, s.path, s.line))
+                .unwrap_or_default();
+            let why = format!(
+                "DisableForwarding yes overrides {}{own}: sshd disables this forwarding",
+                self.key
+            );
+            let evidence = Evidence::new(why)
+                .path(by.path.clone())
+                .line(by.line)
+                .found("no");
+            return match self.expect.check("no") {
+                Ok(()) => Outcome::pass(evidence),
+                Err(want) => Outcome::fail(evidence.expected(want)),
+            };
+        }
         let found = cfg.settings.get(&self.key).map(|s| {
             let why = format!("{} is set (first value wins)", self.key);
             (
@@ -103,5 +124,76 @@ impl Check for SshdCheck {
                 cfg.files.join(", ")
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::Status;
+
+    fn check(key: &str, expect: &str) -> Box<dyn Check> {
+        let text = format!(
+            "id = \"r\"\ntitle = \"t\"\nseverity = \"low\"\nrationale = \"r\"\nremediation = \"r\"\nkey = \"{key}\"\nignore_case = true\ndefault = \"yes\"\nexpect = {expect}\n"
+        );
+        let src = crate::diag::SourceFile::new("t.toml", text.as_str());
+        let mut diags = Diagnostics::new(&src);
+        let params: Sshd = toml::from_str(&text).unwrap();
+        params.compile(&mut diags).unwrap()
+    }
+
+    fn evaluate(config: &str, check: &dyn Check) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/ssh")).unwrap();
+        std::fs::write(dir.path().join("etc/ssh/sshd_config"), config).unwrap();
+        let sysroot = crate::sysroot::Sysroot::open(dir.path()).unwrap();
+        let facts = crate::host::HostFacts::default();
+        let cx = Context::new(&sysroot, crate::rule::Stage::Run, &facts, true);
+        check.evaluate(&cx)
+    }
+
+    /// sshd_config(5): DisableForwarding disables X11, agent, TCP and StreamLocal forwarding and
+    /// overrides their own options.
+    #[test]
+    fn disable_forwarding_yes_satisfies_the_forwarding_rules() {
+        let x11 = check("X11Forwarding", "{ equals = \"no\" }");
+        let outcome = evaluate("DisableForwarding yes\nX11Forwarding yes\n", x11.as_ref());
+        let Outcome::Pass { evidence } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            evidence[0].to_string(),
+            "/etc/ssh/sshd_config:1: DisableForwarding yes overrides x11forwarding (set to yes at \
+             /etc/ssh/sshd_config:2): sshd disables this forwarding (found no)"
+        );
+        // unset forwarding keywords whose default is yes are overridden too, in any case
+        let tcp = check("AllowTcpForwarding", "{ equals = \"no\" }");
+        let outcome = evaluate("disableforwarding=Yes\n", tcp.as_ref());
+        assert_eq!(outcome.status(), Status::Pass, "{outcome:?}");
+        // a rule that wants the forwarding on learns it is off
+        let wants = check("AllowAgentForwarding", "{ equals = \"yes\" }");
+        let outcome = evaluate("DisableForwarding yes\n", wants.as_ref());
+        assert_eq!(outcome.status(), Status::Fail, "{outcome:?}");
+    }
+
+    #[test]
+    fn disable_forwarding_no_leaves_the_keyword_to_decide() {
+        let x11 = check("X11Forwarding", "{ equals = \"no\" }");
+        let outcome = evaluate("DisableForwarding no\nX11Forwarding yes\n", x11.as_ref());
+        let Outcome::Fail { evidence } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(evidence[0].path.as_deref(), Some("/etc/ssh/sshd_config"));
+        assert_eq!(evidence[0].line, Some(2));
+        // only the first value counts, and a Match block sets no global value
+        let outcome = evaluate(
+            "DisableForwarding no\nDisableForwarding yes\nMatch User x\n  DisableForwarding yes\n",
+            x11.as_ref(),
+        );
+        assert_eq!(outcome.status(), Status::Fail, "default yes: {outcome:?}");
+        // keywords DisableForwarding does not cover are judged on their own
+        let gw = check("GatewayPorts", "{ equals = \"no\" }");
+        let outcome = evaluate("DisableForwarding yes\nGatewayPorts yes\n", gw.as_ref());
+        assert_eq!(outcome.status(), Status::Fail, "{outcome:?}");
     }
 }

@@ -1,7 +1,9 @@
 //! `[[tree_scan]]`: properties of every file on the local filesystems, from one walk of the whole
 //! tree per run: world-writable regular files, world-writable directories without the sticky
 //! bit, files whose owner or group is not in the audited system's `/etc/passwd` / `/etc/group`,
-//! and setuid/setgid regular files outside an allow-list.
+//! and setuid/setgid regular files that no installed package vouches for (see [`super::shipped`]:
+//! a package ships the file with that content and, where the database records one, that mode) and
+//! that `allow` does not name.
 //!
 //! However many `tree_scan` rules a baseline has, the tree is walked once ([`crate::host::walk`],
 //! bounded to the local filesystems, never following symlinks) and the walk collects what every
@@ -24,6 +26,7 @@ use toml::Spanned;
 
 use super::validate_path;
 use crate::checks::params::rule_params;
+use crate::checks::shipped::{Verdict, Vouchers};
 use crate::checks::Check;
 use crate::checks::CompileCheck;
 use crate::checks::Context;
@@ -53,7 +56,8 @@ pub enum Scan {
     Unowned,
     /// Entries whose gid is not in `/etc/group`.
     Ungrouped,
-    /// Regular files with the setuid or setgid bit, outside `allow`.
+    /// Regular files with the setuid or setgid bit that no installed package ships as they are,
+    /// outside `allow`.
     SuidSgid,
 }
 
@@ -77,7 +81,7 @@ impl Scan {
             Scan::WorldWritableDirsNoSticky => "world-writable directory without the sticky bit",
             Scan::Unowned => "file whose owner is not in /etc/passwd",
             Scan::Ungrouped => "file whose group is not in /etc/group",
-            Scan::SuidSgid => "setuid/setgid file not in the allow-list",
+            Scan::SuidSgid => "setuid/setgid file not vouched for by a package or the allow-list",
         }
     }
 
@@ -88,7 +92,7 @@ impl Scan {
             Scan::WorldWritableDirsNoSticky => "world-writable directories without the sticky bit",
             Scan::Unowned => "files whose owner is not in /etc/passwd",
             Scan::Ungrouped => "files whose group is not in /etc/group",
-            Scan::SuidSgid => "setuid/setgid files not in the allow-list",
+            Scan::SuidSgid => "setuid/setgid files not vouched for by a package or the allow-list",
         }
     }
 }
@@ -349,7 +353,7 @@ impl TreeScanCheck {
                     "mode {:04o}, owner {owner}, group {group}",
                     hit.mode
                 ))
-                .expected("a path in the rule's allow-list"),
+                .expected("a file of an installed package, or a path in the rule's allow-list"),
         }
     }
 }
@@ -372,15 +376,65 @@ impl Check for TreeScanCheck {
         let accounts = cx.cache.get(|| Accounts::read(cx.sysroot));
         let i = self.scan.index();
         let kept = &findings.hits[i];
-        let mut found: Vec<&Hit> = Vec::new();
-        let mut allowed: Vec<&Hit> = Vec::new();
-        for hit in kept.iter().filter(|h| !self.excluded(&h.path)) {
-            if self.allowed(&hit.path) {
-                allowed.push(hit);
-            } else {
-                found.push(hit);
+        let judged: Vec<&Hit> = kept.iter().filter(|h| !self.excluded(&h.path)).collect();
+        // setuid/setgid files are judged against the package database, looked up once per run
+        // for all of the walk's (whatever each rule excludes), and only when there are some
+        let vouchers = (self.scan == Scan::SuidSgid && !judged.is_empty()).then(|| {
+            cx.cache.get(|| {
+                let paths: Vec<Vec<u8>> = kept.iter().map(|h| h.path.clone()).collect();
+                Vouchers::lookup(cx, &paths)
+            })
+        });
+        if let Some(why) = vouchers.as_ref().and_then(|v| v.unreadable()) {
+            return Outcome::error(format!(
+                "cannot read the package database to judge {} setuid/setgid files: {why}",
+                judged.len()
+            ));
+        }
+        let mut found: Vec<Evidence> = Vec::new();
+        let mut passed: Vec<Evidence> = Vec::new();
+        let (mut shipped, mut allowed) = (0usize, 0usize);
+        for hit in judged {
+            let is_allowed = self.allowed(&hit.path);
+            let verdict = match &vouchers {
+                Some(v) => v.judge(
+                    cx,
+                    &accounts,
+                    &hit.path,
+                    (hit.mode, hit.uid, hit.gid),
+                    is_allowed,
+                ),
+                None if is_allowed => Verdict::Allowed,
+                None => Verdict::Fails(self.describe(hit, &accounts)),
+            };
+            match verdict {
+                Verdict::Shipped(e) => {
+                    shipped += 1;
+                    passed.push(e);
+                }
+                // other scans accept `allow`ed paths silently, as always
+                Verdict::Allowed if self.scan != Scan::SuidSgid => {}
+                Verdict::Allowed => {
+                    allowed += 1;
+                    passed.push(
+                        Evidence::new("setuid/setgid file in the rule's allow-list")
+                            .path(display_bytes(&hit.path))
+                            .found(format!("mode {:04o}", hit.mode)),
+                    );
+                }
+                Verdict::Fails(e) => found.push(e),
             }
         }
+        let damage = vouchers.as_ref().and_then(|v| {
+            let problems = v.problems();
+            problems.first().map(|first| {
+                Evidence::new(format!(
+                    "the package database is damaged in {} place{} (the rest was used); the first: {first}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                ))
+            })
+        });
         let dropped = findings.totals[i] - kept.len() as u64;
         let errors: Vec<&EntryError> = findings
             .summary
@@ -412,17 +466,13 @@ impl Check for TreeScanCheck {
             ))
             .found(total.to_string())
             .expected("0")];
-            evidence.extend(
-                found
-                    .iter()
-                    .take(LISTED)
-                    .map(|h| self.describe(h, &accounts)),
-            );
+            evidence.extend(found.into_iter().take(LISTED));
             if error_count > 0 {
                 evidence.push(Evidence::new(format!(
                     "{error_count} entries could not be read, so there may be more"
                 )));
             }
+            evidence.extend(damage);
             evidence.extend(vanished);
             return Outcome::Fail { evidence };
         }
@@ -441,17 +491,19 @@ impl Check for TreeScanCheck {
             "no {} in {scope}",
             self.scan.plural()
         ))];
-        if self.scan == Scan::SuidSgid && !allowed.is_empty() {
+        if !passed.is_empty() {
             evidence[0] = Evidence::new(format!(
-                "{} setuid/setgid files, all in the allow-list, in {scope}",
-                allowed.len()
+                "{} setuid/setgid files in {scope}: {shipped} shipped unchanged by installed packages, {allowed} in the allow-list{}",
+                passed.len(),
+                if passed.len() > LISTED {
+                    format!("; the first {LISTED} in path order follow")
+                } else {
+                    String::new()
+                }
             ));
-            evidence.extend(allowed.iter().take(LISTED).map(|h| {
-                Evidence::new("allowed setuid/setgid file")
-                    .path(display_bytes(&h.path))
-                    .found(format!("mode {:04o}", h.mode))
-            }));
+            evidence.extend(passed.into_iter().take(LISTED));
         }
+        evidence.extend(damage);
         evidence.extend(vanished);
         Outcome::Pass { evidence }
     }

@@ -6,6 +6,9 @@
 //! nor anything after a `Match` in an included file) sets the global value — sshd restores the
 //! unconditional state when an included file ends. Include loops and nesting deeper than sshd's own
 //! limit are errors with the file and line.
+//!
+//! One keyword overrides others: `DisableForwarding yes` turns off X11, agent, TCP and StreamLocal
+//! forwarding whatever their own keywords say ([`SshdConfig::forwarding_disabled`]).
 
 use std::collections::HashMap;
 
@@ -22,6 +25,16 @@ const MAX_DEPTH: usize = 16;
 pub const MAX_INCLUDED_FILES: usize = 1024;
 /// The largest configuration file read (a real sshd_config is a few KiB).
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// The keywords (lowercase) whose forwarding `DisableForwarding yes` turns off: sshd_config(5)
+/// says it disables X11, ssh-agent, TCP and StreamLocal forwarding and overrides every other
+/// forwarding option.
+pub const DISABLED_BY_DISABLE_FORWARDING: &[&str] = &[
+    "x11forwarding",
+    "allowagentforwarding",
+    "allowtcpforwarding",
+    "allowstreamlocalforwarding",
+];
 
 /// Where a global value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +84,19 @@ impl SshdConfig {
         let mut walk = Walk::default();
         cfg.parse_file(sysroot, SSHD_CONFIG, true, None, &mut walk)?;
         Ok(cfg)
+    }
+
+    /// The global `DisableForwarding yes` that turns off the forwarding `keyword` (any case)
+    /// controls, whatever `keyword` itself is set to; `None` when `keyword` is not a forwarding
+    /// option it overrides or DisableForwarding is not `yes` (sshd compares flags ignoring case).
+    pub fn forwarding_disabled(&self, keyword: &str) -> Option<&Setting> {
+        let keyword = keyword.to_ascii_lowercase();
+        if !DISABLED_BY_DISABLE_FORWARDING.contains(&keyword.as_str()) {
+            return None;
+        }
+        self.settings
+            .get("disableforwarding")
+            .filter(|s| s.value.eq_ignore_ascii_case("yes"))
     }
 
     /// Parse one file. `active` is false inside a `Match` block of the including file; `from`
@@ -331,6 +357,47 @@ mod tests {
             "a Match in an included file ends with that file, and is conditional"
         );
         assert!(!cfg.settings.contains_key("x11forwarding"));
+    }
+
+    #[test]
+    fn disable_forwarding_yes_overrides_the_forwarding_keywords() {
+        let (_d, root) = tree(&[
+            (
+                "/etc/ssh/sshd_config",
+                "Include /etc/ssh/sshd_config.d/*.conf\nDisableForwarding no\nX11Forwarding yes\n",
+            ),
+            (
+                "/etc/ssh/sshd_config.d/60-hardening.conf",
+                "disableforwarding YES\n",
+            ),
+        ]);
+        let cfg = SshdConfig::read(&root).unwrap();
+        let by = cfg.forwarding_disabled("X11Forwarding").unwrap();
+        assert_eq!(
+            (by.path.as_str(), by.line),
+            ("/etc/ssh/sshd_config.d/60-hardening.conf", 1),
+            "the first value wins"
+        );
+        assert!(cfg
+            .forwarding_disabled("AllowStreamLocalForwarding")
+            .is_some());
+        assert!(
+            cfg.forwarding_disabled("PermitTunnel").is_none(),
+            "tunnels are not forwarding DisableForwarding overrides"
+        );
+        // `no`, or `yes` only inside a Match block, overrides nothing
+        let (_d, root) = tree(&[(
+            "/etc/ssh/sshd_config",
+            "DisableForwarding no\nMatch User x\n  DisableForwarding yes\n",
+        )]);
+        let cfg = SshdConfig::read(&root).unwrap();
+        assert!(cfg.forwarding_disabled("x11forwarding").is_none());
+        let (_d, root) = tree(&[(
+            "/etc/ssh/sshd_config",
+            "Match User x\n  DisableForwarding yes\n",
+        )]);
+        let cfg = SshdConfig::read(&root).unwrap();
+        assert!(cfg.forwarding_disabled("allowtcpforwarding").is_none());
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 #![allow(dead_code)]
 
+pub mod packages;
 pub mod ssm;
 
 use std::fs;
@@ -182,6 +183,14 @@ fn apply_ops(root: &Path, ops: &str, owners: Owners) {
                     text.push('\n');
                 }
                 fs::write(&p, text).unwrap_or_else(|e| panic!("write {a}: {e}"));
+            }
+            "package" => {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                let [format, name, paths @ ..] = words.as_slice() else {
+                    panic!("`package dpkg|rpm NAME PATH...` expected in `{line}`")
+                };
+                assert!(!paths.is_empty(), "no path in `{line}`");
+                packages::record(root, format, name, paths);
             }
             other => panic!("unknown fixture op `{other}` in `{line}`"),
         }

@@ -9,6 +9,9 @@
 //! * `check --refresh-metadata` asks the package manager to refresh that metadata first
 //!   ([`refresh`]).
 //! * Versions are compared exactly as the tools compare them ([`debversion`], [`rpmversion`]).
+//! * Which package ships a given file and what it recorded about it (digest, mode, dpkg's
+//!   statoverride), for the few files a check asks about ([`owners`], from [`dpkg_files`] and the
+//!   rpm headers' file lists, [`rpmheader`]).
 //!
 //! The patch rule kinds ([`crate::checks::patch`]) compute all of this once per run through the
 //! context's cache, however many rules ask.
@@ -18,10 +21,13 @@ pub mod bdb;
 pub mod deb822;
 pub mod debversion;
 pub mod dpkg;
+pub mod dpkg_files;
 pub mod installs;
+pub mod owners;
 pub mod refresh;
 pub mod repodata;
 pub mod rpmdb;
+pub mod rpmheader;
 pub mod rpmversion;
 
 use std::cmp::Ordering;

@@ -7,10 +7,12 @@
 //! The database file is opened through the sysroot and handed to SQLite as `/proc/self/fd/N`,
 //! read-only and `immutable` (no locks, no journal: we never write, and the fd was resolved inside
 //! the root). Amazon Linux 2's Berkeley DB `Packages` holds the same header blobs, keyed by header
-//! number, in a hash database read by [`super::bdb`].
+//! number, in a hash database read by [`super::bdb`]. [`visit_headers`] hands each header blob to
+//! other readers too: [`super::owners`] takes the file lists from them.
 
 use std::os::fd::AsRawFd;
 
+use super::rpmheader::{HeaderBuilder, RawHeader};
 use super::rpmversion::format_evr;
 use super::{Installed, Inventory, PackageError, PackageFormat};
 use crate::sysroot::Sysroot;
@@ -32,10 +34,6 @@ const TAG_INSTALLTIME: u32 = 1008;
 const TAG_ARCH: u32 = 1022;
 const TAG_SOURCERPM: u32 = 1044;
 
-const TYPE_INT32: u32 = 4;
-const TYPE_STRING: u32 = 6;
-const TYPE_I18NSTRING: u32 = 9;
-
 /// The header fields we use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header {
@@ -48,89 +46,74 @@ pub struct Header {
     pub source_rpm: Option<String>,
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 /// Parses an RPM header blob as rpmdb stores it (no lead, no magic: `il`, `dl`, index, store).
 pub fn parse_header(blob: &[u8]) -> Result<Header, String> {
-    let il = be32(blob, 0).ok_or("header shorter than 8 bytes")? as usize;
-    let dl = be32(blob, 4).ok_or("header shorter than 8 bytes")? as usize;
-    if il == 0 || il > 0xffff {
-        return Err(format!("header index count {il} is out of range"));
-    }
-    if dl > 256 << 20 {
-        return Err(format!("header data length {dl} is out of range"));
-    }
-    let store_at = 8 + il * 16;
-    if blob.len() < store_at + dl {
-        return Err(format!(
-            "header claims {il} index entries and {dl} data bytes but the blob has {} bytes",
-            blob.len()
-        ));
-    }
-    let store = &blob[store_at..store_at + dl];
-    let mut h = Header::default();
-    for i in 0..il {
-        let e = 8 + i * 16;
-        let (tag, ty, off, count) = (
-            be32(blob, e).unwrap_or(0),
-            be32(blob, e + 4).unwrap_or(0),
-            be32(blob, e + 8).unwrap_or(0) as usize,
-            be32(blob, e + 12).unwrap_or(0) as usize,
-        );
-        let string = || -> Result<String, String> {
-            if ty != TYPE_STRING && ty != TYPE_I18NSTRING {
-                return Err(format!("tag {tag} has type {ty}, expected a string"));
-            }
-            let bytes = store
-                .get(off..)
-                .ok_or_else(|| format!("tag {tag} offset {off} is past the data ({dl} bytes)"))?;
-            let end = bytes
-                .iter()
-                .position(|&b| b == 0)
-                .ok_or_else(|| format!("tag {tag} string is not terminated"))?;
-            Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
-        };
-        let int32 = || -> Result<u32, String> {
-            if ty != TYPE_INT32 || count == 0 {
-                return Err(format!(
-                    "tag {tag} has type {ty} count {count}, expected int32"
-                ));
-            }
-            be32(store, off)
-                .ok_or_else(|| format!("tag {tag} offset {off} is past the data ({dl} bytes)"))
-        };
-        match tag {
-            TAG_NAME => h.name = string()?,
-            TAG_VERSION => h.version = string()?,
-            TAG_RELEASE => h.release = string()?,
-            TAG_ARCH => h.arch = string()?,
-            TAG_SOURCERPM => h.source_rpm = Some(string()?),
-            TAG_EPOCH => h.epoch = Some(u64::from(int32()?)),
-            TAG_INSTALLTIME => h.install_time = Some(i64::from(int32()?)),
-            _ => {}
-        }
-    }
+    let raw = RawHeader::parse(blob)?;
+    let text = |tag| raw.string(tag).map(Option::unwrap_or_default);
+    let h = Header {
+        name: text(TAG_NAME)?,
+        version: text(TAG_VERSION)?,
+        release: text(TAG_RELEASE)?,
+        arch: text(TAG_ARCH)?,
+        source_rpm: raw.string(TAG_SOURCERPM)?,
+        epoch: raw.int32(TAG_EPOCH)?.map(u64::from),
+        install_time: raw.int32(TAG_INSTALLTIME)?.map(i64::from),
+    };
     if h.name.is_empty() || h.version.is_empty() {
         return Err("header has no NAME or VERSION".into());
     }
     Ok(h)
 }
 
-/// Reads the rpm database; `Ok(None)` when the sysroot has none.
-pub fn read(sysroot: &Sysroot) -> Result<Option<Inventory>, PackageError> {
-    let Some(path) = SQLITE_PATHS.iter().find(|p| sysroot.exists(p)) else {
-        if sysroot.exists(BDB_PATH) {
-            return read_bdb(sysroot).map(Some);
-        }
-        return Ok(None);
-    };
+/// The rpm database of the sysroot, newest layout first; `None` when it has none.
+pub fn locate(sysroot: &Sysroot) -> Option<&'static str> {
+    SQLITE_PATHS
+        .iter()
+        .copied()
+        .find(|p| sysroot.exists(p))
+        .or_else(|| sysroot.exists(BDB_PATH).then_some(BDB_PATH))
+}
+
+/// One header of the database as [`visit_headers`] hands it over.
+pub struct Record<'a> {
+    /// Which record it is, for messages: `package row 7`, `header 12 (page 3)`.
+    pub what: String,
+    pub blob: &'a [u8],
+}
+
+/// Calls `visit` with every package header of the rpm database at `path` (one of [`locate`]'s),
+/// in the database's order. Returns the records that could not be read at all, each named; an
+/// unreadable database is an error.
+pub fn visit_headers(
+    sysroot: &Sysroot,
+    path: &str,
+    visit: &mut dyn FnMut(Record<'_>),
+) -> Result<Vec<String>, PackageError> {
     let file = sysroot.open_file(path)?;
-    let modified = file.metadata().ok().and_then(|m| m.modified().ok());
+    if path == BDB_PATH {
+        let db = super::bdb::read_hash(&file, BDB_PATH)?;
+        let mut problems = db.problems.clone();
+        for rec in &db.records {
+            let Some(hnum) = db.key_u32(&rec.key) else {
+                problems.push(format!(
+                    "{BDB_PATH}: page {}: a {}-byte key, expected a 4-byte header number",
+                    rec.page,
+                    rec.key.len()
+                ));
+                continue;
+            };
+            // header number 0 is rpm's counter of the next number
+            if hnum != 0 {
+                visit(Record {
+                    what: format!("header {hnum} (page {})", rec.page),
+                    blob: &rec.data,
+                });
+            }
+        }
+        return Ok(problems);
+    }
     let uri = format!("file:/proc/self/fd/{}?immutable=1", file.as_raw_fd());
-    let sql = |e: rusqlite::Error| PackageError::format(*path, e.to_string());
+    let sql = |e: rusqlite::Error| PackageError::format(path, e.to_string());
     let conn = rusqlite::Connection::open_with_flags(
         uri,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -141,8 +124,6 @@ pub fn read(sysroot: &Sysroot) -> Result<Option<Inventory>, PackageError> {
     let mut stmt = conn
         .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
         .map_err(sql)?;
-    let mut inv = Inventory::new(PackageFormat::Rpm, path);
-    inv.modified = modified;
     let rows = stmt
         .query_map([], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
@@ -150,17 +131,35 @@ pub fn read(sysroot: &Sysroot) -> Result<Option<Inventory>, PackageError> {
         .map_err(sql)?;
     for row in rows {
         let (hnum, blob) = row.map_err(sql)?;
-        add_header(&mut inv, &blob, || format!("package row {hnum}"));
+        visit(Record {
+            what: format!("package row {hnum}"),
+            blob: &blob,
+        });
     }
     drop(file);
+    Ok(Vec::new())
+}
+
+/// Reads the rpm database; `Ok(None)` when the sysroot has none.
+pub fn read(sysroot: &Sysroot) -> Result<Option<Inventory>, PackageError> {
+    let Some(path) = locate(sysroot) else {
+        return Ok(None);
+    };
+    let mut inv = Inventory::new(PackageFormat::Rpm, path);
+    inv.modified = sysroot.metadata(path).ok().and_then(|m| m.modified().ok());
+    let problems = visit_headers(sysroot, path, &mut |rec| add_header(&mut inv, &rec))?;
+    inv.problems.splice(0..0, problems);
     inv.packages
         .sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    if path == BDB_PATH && inv.packages.is_empty() && !inv.problems.is_empty() {
+        return Err(PackageError::format(BDB_PATH, inv.problems.join("; ")));
+    }
     Ok(Some(inv))
 }
 
 /// Adds the package of one header blob to the inventory, or its damage to the problems.
-fn add_header(inv: &mut Inventory, blob: &[u8], record: impl Fn() -> String) {
-    match parse_header(blob) {
+fn add_header(inv: &mut Inventory, rec: &Record<'_>) {
+    match parse_header(rec.blob) {
         Ok(h) => {
             if h.name == "gpg-pubkey" {
                 return; // imported signing keys, not software
@@ -175,69 +174,20 @@ fn add_header(inv: &mut Inventory, blob: &[u8], record: impl Fn() -> String) {
         }
         Err(e) => inv
             .problems
-            .push(format!("{}: {}: {e}", inv.path, record())),
+            .push(format!("{}: {}: {e}", inv.path, rec.what)),
     }
 }
 
-/// Reads Amazon Linux 2's Berkeley DB `Packages`: every record but header number 0 (rpm's
-/// counter of the next number) is a header blob.
-pub fn read_bdb(sysroot: &Sysroot) -> Result<Inventory, PackageError> {
-    let file = sysroot.open_file(BDB_PATH)?;
-    let modified = file.metadata().ok().and_then(|m| m.modified().ok());
-    let db = super::bdb::read_hash(&file, BDB_PATH)?;
-    let mut inv = Inventory::new(PackageFormat::Rpm, BDB_PATH);
-    inv.modified = modified;
-    inv.problems.extend(db.problems.iter().cloned());
-    for rec in &db.records {
-        let Some(hnum) = db.key_u32(&rec.key) else {
-            inv.problems.push(format!(
-                "{BDB_PATH}: page {}: a {}-byte key, expected a 4-byte header number",
-                rec.page,
-                rec.key.len()
-            ));
-            continue;
-        };
-        if hnum == 0 {
-            continue;
-        }
-        add_header(&mut inv, &rec.data, || {
-            format!("header {hnum} (page {})", rec.page)
-        });
-    }
-    inv.packages
-        .sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
-    if inv.packages.is_empty() && !inv.problems.is_empty() {
-        return Err(PackageError::format(BDB_PATH, inv.problems.join("; ")));
-    }
-    Ok(inv)
-}
-
-/// Builds a header blob (for tests and fixtures): string and int32 tags, in the given order.
+/// Builds a header blob (for tests and fixtures): int32 tags, then string tags, in the given order.
 pub fn build_header(strings: &[(u32, &str)], ints: &[(u32, u32)]) -> Vec<u8> {
-    let mut index = Vec::new();
-    let mut store = Vec::new();
+    let mut b = HeaderBuilder::new();
     for (tag, value) in ints {
-        while store.len() % 4 != 0 {
-            store.push(0);
-        }
-        index.push((*tag, TYPE_INT32, store.len() as u32, 1u32));
-        store.extend_from_slice(&value.to_be_bytes());
+        b = b.int32(*tag, &[*value]);
     }
     for (tag, value) in strings {
-        index.push((*tag, TYPE_STRING, store.len() as u32, 1u32));
-        store.extend_from_slice(value.as_bytes());
-        store.push(0);
+        b = b.string(*tag, value);
     }
-    let mut blob = Vec::new();
-    blob.extend_from_slice(&(index.len() as u32).to_be_bytes());
-    blob.extend_from_slice(&(store.len() as u32).to_be_bytes());
-    for (tag, ty, off, count) in index {
-        for v in [tag, ty, off, count] {
-            blob.extend_from_slice(&v.to_be_bytes());
-        }
-    }
-    blob.extend_from_slice(&store);
-    blob
+    b.build()
 }
 
 /// A header blob for one package (tests and fixtures).
