@@ -82,6 +82,19 @@ AL2_UNTAGGED = {
     "6.2.10": True,  # AL2023 6.2.10, RHEL 9 7.2.8 (local interactive user home directories)
 }
 
+# Where the role's level tag disagrees with both its companion audit (ansible-lockdown/
+# AMAZON2-CIS-Audit, branch benchmark_v3.0.0: the level each check is wrapped in) and the same
+# recommendation in CIS Amazon Linux 2023 and RHEL 9: the two agreeing sources decide. The partition
+# options (1.1.2.x.2-4) are Level 1 wherever the partition exists; DisableForwarding, GSSAPI and
+# pwquality's enforce_for_root are Level 2.
+AL2_LEVEL = {
+    **{n: 1 for n in ("1.1.2.4.2", "1.1.2.4.3")},
+    **{f"1.1.2.{p}.{o}": 1 for p in (5, 6, 7) for o in (2, 3, 4)},
+    "4.2.8": 2,
+    "4.2.9": 2,
+    "4.4.2.1.4": 2,
+}
+
 MANUAL = "manual: the benchmark leaves this to a person's review of the site's own policy"
 NOT_YET = "automated, but no ec2-harden rule checks it yet"
 
@@ -247,6 +260,7 @@ def render_al2(gitdir, controls, mapping):
         "# ComplianceAsCode has no control file for this benchmark. Written by scripts/cis-catalogue.py --al2",
         "# from ansible-lockdown/AMAZON2-CIS (an Ansible role implementing the benchmark) at commit",
         f"# {commit}: numbers, levels and automated/manual from its tasks'",
+        "# (14 levels corrected where its companion audit and the AL2023 and RHEL 9 benchmarks agree)",
         f"# names and tags (the script says how the {untagged} whose task has neither tag are decided), and",
         "# tests/cis/cac-rules.toml (which rules). Change those and rerun it; the suite cannot check it.",
         "",
@@ -257,11 +271,14 @@ def render_al2(gitdir, controls, mapping):
         "recommendations = [",
     ]
     numbers = {number for number, _, _, _ in recommendations}
-    unknown = (set(adds) | set(drops) | set(AL2_UNTAGGED)) - numbers
+    unknown = (set(adds) | set(drops) | set(AL2_UNTAGGED) | set(AL2_LEVEL)) - numbers
     if unknown:
         sys.exit(f"cis-catalogue: {sorted(unknown)} (tests/cis/cac-rules.toml al2 tables or AL2_UNTAGGED) are not recommendations of {gitdir}")
     matched = 0
     for number, lvl, auto, title in recommendations:
+        if AL2_LEVEL.get(number, lvl) == lvl and number in AL2_LEVEL:
+            sys.exit(f"cis-catalogue: {number} is tagged level {lvl} already; remove it from AL2_LEVEL")
+        lvl = AL2_LEVEL.get(number, lvl)
         hits = titles.get(title_key(title), [])
         matched += bool(hits)
         if auto is None:
