@@ -135,3 +135,30 @@ fn dot_files_are_looked_for_in_every_interactive_users_home() {
     }
     assert_eq!(status(&r, "no-user-rhosts"), "pass");
 }
+
+#[test]
+fn ssh_private_keys_are_found_by_content_and_host_key_lines() {
+    let root = fixture("debian-12-default");
+    apply(
+        root.path(),
+        "write /etc/ssh/backup.key -----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaA==\\n-----END OPENSSH PRIVATE KEY-----\\n\n\
+         chmod 0644 /etc/ssh/backup.key\n\
+         write /srv/keys/host -----BEGIN EC PRIVATE KEY-----\\nMHcC\\n-----END EC PRIVATE KEY-----\\n\n\
+         chmod 0644 /srv/keys/host\n\
+         append /etc/ssh/sshd_config HostKey /srv/keys/host\\n\n\
+         write /etc/ssh/notes.txt not a key\\n\n\
+         chmod 0644 /etc/ssh/notes.txt",
+    );
+    let (_, r, _) = check_json(root.path(), &["--offline", "--only", "files"]);
+    let rule = "ssh-host-private-key-permissions";
+    assert_eq!(status(&r, rule), "fail");
+    let ev = evidence(&r, rule);
+    assert!(ev.contains("/etc/ssh/backup.key"), "{ev}");
+    assert!(ev.contains("a private key by its content"), "{ev}");
+    assert!(ev.contains("/srv/keys/host"), "{ev}");
+    assert!(
+        ev.contains("named by HostKey at /etc/ssh/sshd_config"),
+        "{ev}"
+    );
+    assert!(!ev.contains("notes.txt"), "{ev}");
+}

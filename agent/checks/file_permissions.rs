@@ -3,7 +3,9 @@
 //! sticky) fails. Owners and groups are names from the audited system's own `/etc/passwd` and
 //! `/etc/group`, or numeric ids. `path` may be a glob; every match is checked, or with `type` only
 //! the matches of that type (`/etc/cron.*` judged as directories leaves `/etc/cron.allow` to the
-//! rule about that file).
+//! rule about that file). With `ssh_keys`, `path` is a directory and the files judged are the
+//! OpenSSH keys in it, found by content, and those sshd's `HostKey` lines name
+//! ([`crate::host::sshkeys`]).
 
 use std::os::unix::fs::MetadataExt;
 
@@ -17,6 +19,7 @@ use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
 use crate::host::accounts::Accounts;
+use crate::host::sshkeys::{self, KeyKind};
 use crate::rule::{Evidence, Outcome};
 
 rule_params! {
@@ -43,7 +46,19 @@ rule_params! {
         /// other rules. Types are those of what is judged (the target unless `follow_symlinks = false`).
         #[serde(default, rename = "type")]
         pub file_type: Option<Spanned<FileType>>,
+        /// `private` or `public`: judge the OpenSSH keys of that kind under the directory `path`
+        /// (by content, recursively) and the host keys sshd's configuration names.
+        #[serde(default)]
+        pub ssh_keys: Option<Spanned<SshKeys>>,
     }
+}
+
+/// Which OpenSSH keys a rule with `ssh_keys` judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SshKeys {
+    Private,
+    Public,
 }
 
 fn default_true() -> bool {
@@ -67,6 +82,7 @@ pub struct FilePermissionsCheck {
     missing: IfMissing,
     follow: bool,
     file_type: Option<FileType>,
+    ssh_keys: Option<KeyKind>,
 }
 
 impl CompileCheck for FilePermissions {
@@ -114,6 +130,21 @@ impl CompileCheck for FilePermissions {
                 );
             }
         }
+        if let Some(k) = &self.ssh_keys {
+            let p = self.path.get_ref();
+            if p.contains(['*', '?', '[']) {
+                diags.error(
+                    k.span(),
+                    format!("`ssh_keys` searches the directory `path`; `{p}` is a glob"),
+                );
+            }
+            if self.file_type.is_some() {
+                diags.error(
+                    k.span(),
+                    "`ssh_keys` judges regular files: leave `type` out",
+                );
+            }
+        }
         if diags.errors_since(mark) {
             return None;
         }
@@ -125,12 +156,68 @@ impl CompileCheck for FilePermissions {
             missing: self.missing,
             follow: self.follow_symlinks,
             file_type: self.file_type.as_ref().map(|t| *t.get_ref()),
+            ssh_keys: self.ssh_keys.as_ref().map(|k| match k.get_ref() {
+                SshKeys::Private => KeyKind::Private,
+                SshKeys::Public => KeyKind::Public,
+            }),
         }))
+    }
+}
+
+impl FilePermissionsCheck {
+    /// `ssh_keys`: each key file found, judged, its evidence saying why it is a key.
+    fn evaluate_keys(&self, cx: &Context<'_>, kind: KeyKind) -> Outcome {
+        let keys = match sshkeys::find(cx.sysroot, &self.path, kind) {
+            Ok(k) => k,
+            Err(e) => return Outcome::error(format!("cannot list the SSH keys: {e}")),
+        };
+        if keys.is_empty() {
+            let what = match kind {
+                KeyKind::Private => "private",
+                KeyKind::Public => "public",
+            };
+            return self.missing.outcome(format!(
+                "no OpenSSH {what} key under {} and no HostKey naming one",
+                self.path
+            ));
+        }
+        let accounts = cx.cache.get(|| Accounts::read(cx.sysroot));
+        let outcomes = keys
+            .iter()
+            .map(|key| {
+                let md = if self.follow {
+                    cx.sysroot.metadata(&key.path)
+                } else {
+                    cx.sysroot.symlink_metadata(&key.path)
+                };
+                let outcome = match md {
+                    Ok(md) => self.check_one(&accounts, &key.path, &md),
+                    Err(e) => return Outcome::error(e),
+                };
+                let why = |mut e: Evidence| {
+                    e.message = format!("{} ({})", e.message, key.why);
+                    e
+                };
+                match outcome {
+                    Outcome::Pass { evidence } => Outcome::Pass {
+                        evidence: evidence.into_iter().map(why).collect(),
+                    },
+                    Outcome::Fail { evidence } => Outcome::Fail {
+                        evidence: evidence.into_iter().map(why).collect(),
+                    },
+                    other => other,
+                }
+            })
+            .collect();
+        Outcome::combine(outcomes, "nothing to check")
     }
 }
 
 impl Check for FilePermissionsCheck {
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
+        if let Some(kind) = self.ssh_keys {
+            return self.evaluate_keys(cx, kind);
+        }
         let paths = match cx.sysroot.glob(&self.path) {
             Ok(p) => p,
             Err(e) => return Outcome::error(e),

@@ -22,6 +22,7 @@ pub mod packages;
 pub mod pathbytes;
 pub mod probe;
 pub mod sshd;
+pub mod sshkeys;
 pub mod storage;
 pub mod sysctl;
 pub mod systemd;

@@ -48,6 +48,8 @@ pub struct Setting {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SshdConfig {
     pub settings: HashMap<String, Setting>,
+    /// Every global `HostKey` line, in order (sshd loads each).
+    pub host_keys: Vec<Setting>,
     /// Every file read, in order (for evidence and debugging).
     pub files: Vec<String>,
 }
@@ -189,6 +191,13 @@ impl SshdConfig {
                 }
                 _ if active => {
                     let value = args.join(" ");
+                    if lower == "hostkey" {
+                        self.host_keys.push(Setting {
+                            value: value.clone(),
+                            path: path.to_string(),
+                            line,
+                        });
+                    }
                     self.settings.entry(lower).or_insert(Setting {
                         value,
                         path: path.to_string(),
