@@ -74,17 +74,17 @@ pub fn find(sysroot: &Sysroot, dir: &str, kind: KeyKind) -> Result<Vec<KeyFile>,
             let path = format!("{d}/{}", e.name.to_string_lossy());
             match e.file_type {
                 EntryType::Dir if depth < MAX_DEPTH => stack.push((path, depth + 1)),
-                EntryType::File | EntryType::Symlink => {
-                    if head_kind(sysroot, &path)? == Some(kind) {
-                        let why = match kind {
-                            KeyKind::Private => "a private key by its content",
-                            KeyKind::Public => "a public key by its content",
-                        };
-                        found.push(KeyFile {
-                            path,
-                            why: why.into(),
-                        });
-                    }
+                EntryType::File | EntryType::Symlink
+                    if head_kind(sysroot, &path)? == Some(kind) =>
+                {
+                    let why = match kind {
+                        KeyKind::Private => "a private key by its content",
+                        KeyKind::Public => "a public key by its content",
+                    };
+                    found.push(KeyFile {
+                        path,
+                        why: why.into(),
+                    });
                 }
                 _ => {}
             }
