@@ -3,7 +3,9 @@
 # It installs what is missing, then runs formatting, lints, unit and integration tests, including
 # the ones plain `cargo test` leaves out: `#[ignore = "needs root: ..."]`, `"needs network: ..."`,
 # `"needs tools: ..."` (fixture files with exact owners, network namespaces, debootstrap, qemu,
-# packer, the Python venv; see tests/common/mod.rs). So it needs root and network.
+# packer, OpenSCAP, the Python venv; see tests/common/mod.rs). So it needs root and network, and
+# ComplianceAsCode's content beside the project in ../shared/reference/ (tests/openscap.rs fails
+# without it).
 # Plain `cargo test`, as any user and offline, is the fast tier: unit tests and what runs
 # unprivileged.
 set -euo pipefail
@@ -66,6 +68,9 @@ command -v qemu-aarch64-static >/dev/null 2>&1 || apt_needed+=(qemu-user-static)
 command -v cryptsetup >/dev/null 2>&1 || apt_needed+=(cryptsetup-bin)
 command -v cpio >/dev/null 2>&1 || apt_needed+=(cpio)
 command -v mke2fs >/dev/null 2>&1 || apt_needed+=(e2fsprogs)
+# the CIS profiles' truth test (tests/openscap.rs): OpenSCAP's oscap and oscap-chroot judge a
+# debootstrapped root with ComplianceAsCode's data stream, read from ../shared/reference/
+{ command -v oscap && command -v oscap-chroot; } >/dev/null 2>&1 || apt_needed+=(openscap-scanner openscap-utils)
 # qemu without its recommends (the GTK front end, firmware for other machines)
 apt_needed_lean=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || apt_needed_lean+=(qemu-system-x86)

@@ -16,8 +16,8 @@
 //! that can run there; the others are `#[ignore]`d with a reason in one vocabulary: `needs root:`
 //! (file owners, network namespaces, chroot), `needs network:` (Debian's archive, PyPI, toolchain
 //! downloads), `needs tools:` (programs `tests/run.sh` installs: cryptsetup, qemu, packer, rpm,
-//! dnf, cloud-init, its Python venv `target/venv`, ...), several joined as `needs root, network,
-//! tools:`. `tests/run.sh` (root, network) runs them all with `--include-ignored`.
+//! dnf, cloud-init, OpenSCAP, its Python venv `target/venv`, ...), several joined as `needs root,
+//! network, tools:`. `tests/run.sh` (root, network) runs them all with `--include-ignored`.
 
 #![allow(dead_code)]
 
@@ -286,13 +286,16 @@ pub fn findings(report: &serde_json::Value) -> String {
 }
 
 /// Packages of the real Debian 12 root the integration suites share (an EC2 image's set).
+/// `linux-base` stands in for the cloud kernel (`linux-image-cloud-amd64`, 105 MB installed, plus
+/// an initramfs to build): ComplianceAsCode judges a Debian tree a machine, not a container, by
+/// that package alone (its `system_with_kernel` platform), so tests/openscap.rs needs it.
 pub const DEBOOTSTRAP_PACKAGES: &str =
-    "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality";
+    "openssh-server,sudo,cron,chrony,auditd,nftables,libpam-pwquality,rsyslog,linux-base";
 
 /// The real Debian 12 root made by `debootstrap --variant=minbase --include=DEBOOTSTRAP_PACKAGES
-/// bookworm` from Debian's archive, built once and cached under `target/debootstrap/` (about 40 s
-/// and 250 MB); every suite that needs it (debootstrap, patch, integrations) gets the same tree.
-/// Callers copy it before changing anything.
+/// bookworm` from Debian's archive, built once and cached under `target/debootstrap/` (one to two
+/// minutes and 260 MB); every suite that needs it (debootstrap, patch, integrations, dist,
+/// openscap) gets the same tree. Callers copy it before changing anything.
 pub fn debootstrap_root() -> PathBuf {
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
