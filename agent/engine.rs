@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub only: Vec<String>,
     /// Families to leave out (`--skip`).
     pub skip: Vec<String>,
+    /// Rule ids to run (`--rule`; empty: every rule the other filters select).
+    pub rules: Vec<String>,
     pub offline: bool,
     pub fail_on: FailOn,
     /// "Today", for waiver expiry (UTC date of the run).
@@ -52,7 +54,7 @@ pub fn families(baseline: &Baseline) -> BTreeSet<String> {
 }
 
 /// The rules a run evaluates: those of its profile, for its stage, in the `--only` families, not
-/// `--skip`ped.
+/// `--skip`ped, and among the `--rule` ids when some are given.
 pub fn select<'b>(baseline: &'b Baseline, opts: &RunOptions) -> Vec<&'b Rule> {
     baseline
         .rules
@@ -61,6 +63,7 @@ pub fn select<'b>(baseline: &'b Baseline, opts: &RunOptions) -> Vec<&'b Rule> {
         .filter(|r| r.meta.applies_to(opts.stage))
         .filter(|r| opts.only.is_empty() || opts.only.contains(&r.meta.family))
         .filter(|r| !opts.skip.contains(&r.meta.family))
+        .filter(|r| opts.rules.is_empty() || opts.rules.contains(&r.meta.id))
         .collect()
 }
 
@@ -111,6 +114,7 @@ pub fn run(
         benchmark: baseline.benchmark.as_ref().map(|b| b.info.clone()),
         only: opts.only.clone(),
         skip: opts.skip.clone(),
+        rules: opts.rules.clone(),
         gate,
         totals,
         timings: Timings {
@@ -317,6 +321,7 @@ mod tests {
             profile: Profile::Ec2,
             only: Vec::new(),
             skip: Vec::new(),
+            rules: Vec::new(),
             offline: true,
             fail_on: FailOn::AtOrAbove(Severity::High),
             today: jiff::civil::date(2025, 1, 1),

@@ -32,6 +32,8 @@ pub struct CheckPlan {
     /// Families to run (empty: all) and to leave out.
     pub only: Vec<String>,
     pub skip: Vec<String>,
+    /// Rule ids to run (empty: every rule the profile, stage and families select).
+    pub rules: Vec<String>,
     /// No network at all: IMDS is not asked and package metadata is not refreshed.
     pub offline: bool,
     /// Refresh the package manager's metadata before the rules that read it.
@@ -58,6 +60,7 @@ impl CheckPlan {
             baselines: Vec::new(),
             only: Vec::new(),
             skip: Vec::new(),
+            rules: Vec::new(),
             offline: false,
             refresh_metadata: false,
             fail_on: FailOn::AtOrAbove(Severity::High),
@@ -87,6 +90,12 @@ pub enum RunError {
         unknown: Vec<String>,
         baseline: String,
         known: BTreeSet<String>,
+    },
+    #[error("--rule: {} not in baseline `{baseline}` (`ec2-harden baseline show {baseline}` lists its rules)",
+        .unknown.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
+    UnknownRule {
+        unknown: Vec<String>,
+        baseline: String,
     },
     #[error("no rule of baseline `{baseline}` is selected for profile {profile}, stage {stage}{filters}: a run that checks nothing cannot pass")]
     NothingSelected {
@@ -128,6 +137,7 @@ pub fn check(plan: &CheckPlan) -> Result<Report, RunError> {
         profile: plan.profile,
         only: plan.only.clone(),
         skip: plan.skip.clone(),
+        rules: plan.rules.clone(),
         offline: plan.offline,
         fail_on: plan.fail_on,
         today: plan.today,
@@ -136,11 +146,15 @@ pub fn check(plan: &CheckPlan) -> Result<Report, RunError> {
     };
     let selected = engine::select(&baseline, &opts);
     if selected.is_empty() {
-        let flags: Vec<String> = [("--only", &plan.only), ("--skip", &plan.skip)]
-            .into_iter()
-            .filter(|(_, families)| !families.is_empty())
-            .map(|(flag, families)| format!("{flag} {}", families.join(",")))
-            .collect();
+        let flags: Vec<String> = [
+            ("--only", &plan.only),
+            ("--skip", &plan.skip),
+            ("--rule", &plan.rules),
+        ]
+        .into_iter()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(flag, values)| format!("{flag} {}", values.join(",")))
+        .collect();
         let filters = if flags.is_empty() {
             String::new()
         } else {
@@ -183,9 +197,21 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// `--only` and `--skip` may name only families the baseline has: a typo must not silently run
-/// (or skip) nothing.
+/// `--only` and `--skip` may name only families the baseline has, and `--rule` only its rules: a
+/// typo must not silently run (or skip) nothing.
 fn validate_families(baseline: &Baseline, plan: &CheckPlan) -> Result<(), RunError> {
+    let unknown: Vec<String> = plan
+        .rules
+        .iter()
+        .filter(|id| !baseline.rules.iter().any(|r| &r.meta.id == *id))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(RunError::UnknownRule {
+            unknown,
+            baseline: baseline.name.clone(),
+        });
+    }
     let known = engine::families(baseline);
     for (flag, families) in [("--only", &plan.only), ("--skip", &plan.skip)] {
         let unknown: Vec<String> = families

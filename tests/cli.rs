@@ -211,6 +211,68 @@ fn site_layer_overrides_disables_adds_and_waives() {
 }
 
 #[test]
+fn rule_option_runs_exactly_the_named_rules() {
+    let root = fixture("debian-12-default");
+    let args = [
+        "--rule",
+        "ssh-permit-root-login-no",
+        "--rule",
+        "login-defs-umask",
+    ];
+    let (_, report, stderr) = check_json(root.path(), &args);
+    let mut ids: Vec<&str> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec!["login-defs-umask", "ssh-permit-root-login-no"],
+        "{stderr}"
+    );
+    assert_eq!(
+        report["rules"],
+        serde_json::json!(["ssh-permit-root-login-no", "login-defs-umask"])
+    );
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/report.schema.json")).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    assert!(validator.is_valid(&report));
+    // the text header says the run was restricted, as it does for --only
+    let path = root.path().to_str().unwrap();
+    let (_, text, _) = run(&["check", "--root", path, "--rule", "login-defs-umask"]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("root ") && l.ends_with(", rules login-defs-umask")),
+        "{text}"
+    );
+    // the other selections still apply: an EC2-native rule is in no CIS level
+    let (code, _, stderr) = run(&[
+        "check",
+        "--root",
+        path,
+        "--profile",
+        "cis-level2-server",
+        "--rule",
+        "imds-v2-required",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("is selected") && stderr.contains("--rule imds-v2-required"),
+        "{stderr}"
+    );
+    // a rule the baseline does not have is a usage error, not an empty run
+    let (code, _, stderr) = run(&["check", "--root", path, "--rule", "no-such-rule"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--rule: `no-such-rule` not in baseline `debian-12`"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn json_report_validates_against_the_schema() {
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../schema/report.schema.json")).expect("schema is JSON");

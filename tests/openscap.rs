@@ -74,10 +74,10 @@ const CATEGORIES: &[&str] = &[
     "ours-bug",
 ];
 
-/// What the remediation may do as root: own, read, write and chmod files, become other users
-/// (apt's download method, maintainer scripts), signal its own processes (in its PID namespace).
-const REMEDIATION_CAPS: &str =
-    "-all,+chown,+dac_override,+dac_read_search,+fowner,+fsetid,+kill,+setgid,+setuid,+setfcap";
+/// What the remediation may do as root (`common::CONFINED_CAPS`): own, read, write and chmod
+/// files, become other users (apt's download method, maintainer scripts), signal its own processes
+/// (in its PID namespace).
+const REMEDIATION_CAPS: &str = common::CONFINED_CAPS;
 
 /// CaC's remediation of a whole profile takes one to three minutes here; a hang must not stall CI.
 const REMEDIATION_TIMEOUT_SECS: u64 = 900;

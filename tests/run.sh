@@ -71,6 +71,11 @@ command -v mke2fs >/dev/null 2>&1 || apt_needed+=(e2fsprogs)
 # the CIS profiles' truth test (tests/openscap.rs): OpenSCAP's oscap and oscap-chroot judge a
 # debootstrapped root with ComplianceAsCode's data stream, read from ../shared/reference/
 { command -v oscap && command -v oscap-chroot; } >/dev/null 2>&1 || apt_needed+=(openscap-scanner openscap-utils)
+# ComplianceAsCode's rule scenarios (tests/scenarios.rs): tests/scenarios/render.py renders them with
+# CaC's own test tooling under Debian's python3 (Jinja2, PyYAML); overlayfs, unshare and setpriv
+# (util-linux) confine each one
+/usr/bin/python3 -c 'import jinja2, yaml' 2>/dev/null || apt_needed+=(python3-jinja2 python3-yaml)
+command -v setpriv >/dev/null 2>&1 || apt_needed+=(util-linux)
 # qemu without its recommends (the GTK front end, firmware for other machines)
 apt_needed_lean=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || apt_needed_lean+=(qemu-system-x86)

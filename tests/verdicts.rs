@@ -2,7 +2,8 @@
 //! in, each pinned on a fixture tree: a value stricter than required passes; audit rules count where
 //! auditd loads them from; a login banner must exist and say something; dot files are looked for in
 //! every interactive user's home, wherever /etc/passwd puts it; SSH private keys are found by what
-//! they are, not by their name. No root needed: the fixture trees are copies owned by the test user.
+//! they are, not by their name; sshd's Banner names a file by its absolute path; /etc/sysctl.conf
+//! counts where procps applies the kernel parameters at boot. No root needed: the fixture trees are copies owned by the test user.
 
 mod common;
 
@@ -110,6 +111,65 @@ fn a_login_banner_must_exist_and_say_something() {
             "{banner} leaks the OS"
         );
     }
+}
+
+#[test]
+fn the_ssh_banner_is_a_file_named_by_its_absolute_path() {
+    let root = fixture("debian-12-default");
+    let run = |root: &std::path::Path| check_json(root, &["--offline", "--only", "ssh"]).1;
+    for (line, want) in [
+        ("Banner /etc/issue.net", "pass"),
+        ("Banner none", "fail"),
+        ("Banner wrong_value", "fail"),
+        ("Banner issue.net", "fail"),
+    ] {
+        apply(
+            root.path(),
+            &format!("write /etc/ssh/sshd_config.d/50-banner.conf {line}\n"),
+        );
+        let r = run(root.path());
+        assert_eq!(
+            status(&r, "ssh-banner-set"),
+            want,
+            "{line}: {}",
+            evidence(&r, "ssh-banner-set")
+        );
+    }
+}
+
+#[test]
+fn sysctl_conf_counts_where_procps_applies_kernel_parameters_at_boot() {
+    let root = fixture("debian-12-default");
+    let rule = "sysctl-suid-dumpable-off";
+    let run = |root: &std::path::Path| {
+        check_json(
+            root,
+            &[
+                "--offline",
+                "--profile",
+                "cis-level2-server",
+                "--rule",
+                rule,
+            ],
+        )
+        .1
+    };
+    // a root without systemd's link to it: systemd-sysctl never reads /etc/sysctl.conf
+    apply(
+        root.path(),
+        "rm /etc/sysctl.d/99-sysctl.conf\nwrite /etc/sysctl.conf fs.suid_dumpable = 0\n",
+    );
+    assert_eq!(status(&run(root.path()), rule), "fail");
+    // procps's `sysctl --system` (its init script, where systemd-sysctl is absent) reads it last
+    apply(root.path(), "write /usr/sbin/sysctl #!/bin/sh\n");
+    let r = run(root.path());
+    assert_eq!(status(&r, rule), "pass", "{}", evidence(&r, rule));
+    assert!(evidence(&r, rule).contains("/etc/sysctl.conf"));
+    apply(
+        root.path(),
+        "write /usr/lib/systemd/systemd-sysctl #!/bin/sh\n",
+    );
+    assert_eq!(status(&run(root.path()), rule), "fail");
 }
 
 #[test]

@@ -86,6 +86,15 @@ impl Check for AuditRulesCheck {
                 return Outcome::error(format!("cannot tell which audit rules auditd loads: {e}"))
             }
         };
+        if rules.files.is_empty() {
+            // auditd starts with no rule at all: a required rule is missing, a forbidden one absent
+            let e = Evidence::new(format!("audit rules judged: {}", rules.how));
+            return if self.lines.requires_a_line() {
+                Outcome::fail(e)
+            } else {
+                Outcome::pass(e)
+            };
+        }
         let files: Vec<PathBuf> = rules.files.iter().map(PathBuf::from).collect();
         let outcome = self.lines.judge(cx, &files, &rules.how);
         let note = Evidence::new(format!("audit rules judged: {}", rules.how));
@@ -130,6 +139,24 @@ mod tests {
             ),
         };
         check.evaluate(&cx)
+    }
+
+    #[test]
+    fn a_unit_that_loads_no_rule_file_fails_a_required_rule() {
+        let o = eval(&[
+            (
+                "/usr/lib/systemd/system/auditd.service",
+                "[Service]\nExecStartPost=-/sbin/auditctl\n",
+            ),
+            (
+                "/etc/audit/audit.rules",
+                "-w /etc/passwd -p wa -k identity\n",
+            ),
+        ]);
+        let Outcome::Fail { evidence } = o else {
+            panic!("expected a failure: {o:?}")
+        };
+        assert!(evidence[0].message.contains("without -R"), "{evidence:?}");
     }
 
     #[test]

@@ -125,6 +125,11 @@ impl FileContentCheck {
         }
     }
 
+    /// Whether some line must match (`must_match`), as opposed to only forbidding lines.
+    pub(crate) fn requires_a_line(&self) -> bool {
+        self.must_match.is_some()
+    }
+
     /// Judge the lines of `files` (in-root paths, in order); `described` names them in messages.
     pub(crate) fn judge(
         &self,

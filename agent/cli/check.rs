@@ -51,6 +51,10 @@ pub struct CheckArgs {
     /// Leave these families out (comma-separated), e.g. fim for a quick scheduled audit.
     #[arg(long, value_name = "FAMILY,...", value_delimiter = ',')]
     pub skip: Vec<String>,
+    /// Run only this rule (its id); repeatable. Other selections still apply: a rule outside the
+    /// profile or stage does not run.
+    #[arg(long = "rule", value_name = "ID")]
+    pub rules: Vec<String>,
     /// Also deliver the report through SSM (Compliance and Inventory).
     #[arg(long, value_enum, value_name = "TARGET")]
     pub report: Option<ReportTarget>,
@@ -122,6 +126,7 @@ pub fn check(args: CheckArgs) -> CliResult {
         baselines: refs(&args.baselines),
         only: args.only.clone(),
         skip: args.skip.clone(),
+        rules: args.rules.clone(),
         offline: args.offline,
         refresh_metadata: args.refresh_metadata,
         fail_on: args.fail_on,

@@ -3,7 +3,8 @@
 //! Ubuntu, RHEL, Amazon Linux) compiles `/etc/audit/rules.d/*.rules` into
 //! `/etc/audit/audit.rules` and loads that, but when rules.d holds no rule at all it keeps and
 //! loads the existing `/etc/audit/audit.rules`; `auditctl -R FILE` loads FILE as it is. The rules
-//! in force are therefore rules.d's when it has any, else audit.rules's.
+//! in force are therefore rules.d's when it has any, else audit.rules's. A unit that runs auditctl
+//! without `-R FILE` in place of augenrules loads no file at all (auditd itself loads none).
 
 use crate::host::systemd::{UnitIndex, UNIT_DIRS};
 use crate::sysroot::Sysroot;
@@ -26,6 +27,8 @@ pub struct LoadedRules {
 enum Loader {
     Augenrules,
     Auditctl(String),
+    /// auditctl without `-R FILE`, and no augenrules: nothing is loaded at start.
+    Nothing,
 }
 
 /// The files auditd loads at start. `Err` when the rules directory or a unit file cannot be read.
@@ -35,6 +38,12 @@ pub fn loaded_rules(sysroot: &Sysroot, units: &UnitIndex) -> Result<LoadedRules,
         Loader::Auditctl(file) => Ok(LoadedRules {
             how: format!("{file}, which auditd's unit loads with auditctl -R"),
             files: vec![file],
+        }),
+        Loader::Nothing => Ok(LoadedRules {
+            how: "no file: auditd's unit runs auditctl without -R FILE instead of augenrules, \
+                  which loads no rule at start"
+                .to_string(),
+            files: Vec::new(),
         }),
         Loader::Augenrules => {
             let mut sources = Vec::new();
@@ -126,6 +135,7 @@ fn loader(sysroot: &Sysroot, units: &UnitIndex) -> Result<Loader, String> {
     if commands.iter().any(|c| c.contains("augenrules")) {
         return Ok(Loader::Augenrules);
     }
+    let mut bare_auditctl = false;
     for c in &commands {
         let words: Vec<&str> = c.split_whitespace().collect();
         if words.iter().any(|w| w.ends_with("auditctl")) {
@@ -134,9 +144,14 @@ fn loader(sysroot: &Sysroot, units: &UnitIndex) -> Result<Loader, String> {
                     return Ok(Loader::Auditctl(file.to_string()));
                 }
             }
+            bare_auditctl = true;
         }
     }
-    Ok(Loader::Augenrules)
+    Ok(if bare_auditctl {
+        Loader::Nothing
+    } else {
+        Loader::Augenrules
+    })
 }
 
 /// A sort key like `ls -v`, which augenrules uses: runs of digits compare as numbers and sort
@@ -230,6 +245,23 @@ mod tests {
         let l = loaded_rules(&s, &UnitIndex::read(&s)).unwrap();
         assert_eq!(l.files, ["/etc/audit/site.rules"]);
         assert!(l.how.contains("auditctl -R"), "{}", l.how);
+    }
+
+    #[test]
+    fn a_unit_that_runs_auditctl_without_a_file_loads_nothing() {
+        // the augenrules line replaced by a bare auditctl, as ComplianceAsCode's auditctl
+        // scenarios leave the unit: rules.d is no longer compiled, and no file is loaded
+        let (_d, s) = root(&[
+            (
+                "/usr/lib/systemd/system/auditd.service",
+                "[Service]\nExecStart=/sbin/auditd\nExecStartPost=-/sbin/auditctl\n",
+            ),
+            ("/etc/audit/rules.d/a.rules", "-w /etc/passwd -p wa\n"),
+            ("/etc/audit/audit.rules", "-w /etc/passwd -p wa\n"),
+        ]);
+        let l = loaded_rules(&s, &UnitIndex::read(&s)).unwrap();
+        assert!(l.files.is_empty(), "{:?}", l.files);
+        assert!(l.how.contains("without -R"), "{}", l.how);
     }
 
     #[test]

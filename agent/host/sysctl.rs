@@ -2,7 +2,10 @@
 //! `*.conf` files of `/etc/sysctl.d`, `/run/sysctl.d`, `/usr/local/lib/sysctl.d`, `/usr/lib/sysctl.d`
 //! and `/lib/sysctl.d` (a file name in an earlier directory hiding the same name in a later one, all
 //! read in file-name order, the last assignment of a key winning, an explicit key beating any glob
-//! that matches it), and the names of the live values under `/proc/sys`.
+//! that matches it), and the names of the live values under `/proc/sys`. A root without
+//! `systemd-sysctl` but with procps's `sysctl` boots with `sysctl --system` instead (procps's init
+//! script), which reads the same directories and then `/etc/sysctl.conf`; systemd reads that file
+//! only through a link in a directory (`/etc/sysctl.d/99-sysctl.conf` on Debian and RHEL).
 
 use crate::sysroot::{Sysroot, SysrootError};
 
@@ -48,6 +51,18 @@ pub struct Persisted {
     pub errors: Vec<String>,
 }
 
+/// The file procps's `sysctl --system` reads after the directories.
+pub const SYSCTL_CONF: &str = "/etc/sysctl.conf";
+
+/// Where systemd keeps `systemd-sysctl` (merged-/usr and split layouts).
+const SYSTEMD_SYSCTL: &[&str] = &[
+    "/usr/lib/systemd/systemd-sysctl",
+    "/lib/systemd/systemd-sysctl",
+];
+
+/// Where procps keeps `sysctl`.
+const PROCPS_SYSCTL: &[&str] = &["/usr/sbin/sysctl", "/sbin/sysctl"];
+
 const SYSCTL_DIRS: &[&str] = &[
     "/etc/sysctl.d",
     "/run/sysctl.d",
@@ -59,8 +74,12 @@ const SYSCTL_DIRS: &[&str] = &[
 impl Persisted {
     pub fn read(sysroot: &Sysroot) -> Persisted {
         let mut p = Persisted::default();
-        let (files, errors) = crate::host::dropins::drop_in_files(sysroot, SYSCTL_DIRS, ".conf");
+        let (mut files, errors) =
+            crate::host::dropins::drop_in_files(sysroot, SYSCTL_DIRS, ".conf");
         p.errors = errors;
+        if procps_applies(sysroot) {
+            files.push(SYSCTL_CONF.to_string());
+        }
         for path in files {
             match sysroot.read(&path) {
                 Ok(bytes) => {
@@ -116,6 +135,13 @@ impl Persisted {
     }
 }
 
+/// Whether procps's `sysctl --system` applies the configuration at boot (and so reads
+/// `/etc/sysctl.conf` last): the root has procps's `sysctl` and no `systemd-sysctl`.
+fn procps_applies(sysroot: &Sysroot) -> bool {
+    !SYSTEMD_SYSCTL.iter().any(|p| sysroot.exists(p))
+        && PROCPS_SYSCTL.iter().any(|p| sysroot.exists(p))
+}
+
 /// The running kernel's value of a parameter (`/proc/sys/...` of the sysroot), given in the slash
 /// form of [`normalize_key`]; `Ok(None)` when the kernel has no such parameter.
 pub fn live_value(sysroot: &Sysroot, path_key: &str) -> Result<Option<String>, SysrootError> {
@@ -146,6 +172,52 @@ mod tests {
             "kernel/yama/ptrace_scope"
         );
         assert_eq!(proc_path("fs.suid_dumpable"), "/proc/sys/fs/suid_dumpable");
+    }
+
+    fn root(files: &[(&str, &str)]) -> (tempfile::TempDir, Sysroot) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let sysroot = Sysroot::open(dir.path()).unwrap();
+        (dir, sysroot)
+    }
+
+    #[test]
+    fn sysctl_conf_counts_where_procps_applies_the_configuration() {
+        let files = [
+            ("/usr/sbin/sysctl", ""),
+            (
+                "/etc/sysctl.d/50-site.conf",
+                "fs.suid_dumpable = 1\nkernel.sysrq = 0\n",
+            ),
+            ("/etc/sysctl.conf", "# procps\nfs.suid_dumpable = 0\n"),
+        ];
+        // procps's `sysctl --system` reads /etc/sysctl.conf after the directories
+        let (_dir, sysroot) = root(&files);
+        let p = Persisted::read(&sysroot);
+        assert_eq!(p.files.last().map(String::as_str), Some(SYSCTL_CONF));
+        let a = p.lookup("fs/suid_dumpable").unwrap();
+        assert_eq!(
+            (a.value.as_str(), a.path.as_str(), a.line),
+            ("0", SYSCTL_CONF, 2)
+        );
+        assert_eq!(p.lookup("kernel/sysrq").unwrap().value, "0");
+        // systemd-sysctl reads it only through a link in a directory, and this root has none
+        let mut with_systemd = files.to_vec();
+        with_systemd.push(("/usr/lib/systemd/systemd-sysctl", ""));
+        let (_dir, sysroot) = root(&with_systemd);
+        let p = Persisted::read(&sysroot);
+        assert!(!p.files.iter().any(|f| f == SYSCTL_CONF), "{:?}", p.files);
+        assert_eq!(p.lookup("fs/suid_dumpable").unwrap().value, "1");
+        // nothing applies it without either program
+        let (_dir, sysroot) = root(&files[1..]);
+        assert!(!Persisted::read(&sysroot)
+            .files
+            .iter()
+            .any(|f| f == SYSCTL_CONF));
     }
 
     #[test]

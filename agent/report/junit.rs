@@ -157,6 +157,9 @@ fn properties(report: &Report) -> Vec<Property> {
     if !report.skip.is_empty() {
         props.push(Property::new("skip", report.skip.join(",")));
     }
+    if !report.rules.is_empty() {
+        props.push(Property::new("rules", report.rules.join(",")));
+    }
     props
 }
 

@@ -40,6 +40,9 @@ pub struct Report {
     /// Families left out with `--skip` (empty: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip: Vec<String>,
+    /// Rules the run was restricted to with `--rule` (empty: no such restriction).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
     pub gate: Gate,
     pub totals: Totals,
     pub timings: Timings,

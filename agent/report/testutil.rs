@@ -98,6 +98,7 @@ pub(crate) fn report_from(results: Vec<RuleResult>, warnings: Vec<String>) -> Re
             version: "v1.0.0".into(),
         }),
         only: Vec::new(),
+        rules: Vec::new(),
         skip: Vec::new(),
         gate,
         totals,

@@ -119,6 +119,10 @@ fn header(report: &Report) -> String {
         let skip = report.skip.join(", ");
         let _ = write!(out, ", skipping {}", field(&skip, FIELD_CHARS));
     }
+    if !report.rules.is_empty() {
+        let rules = report.rules.join(", ");
+        let _ = write!(out, ", rules {}", field(&rules, FIELD_CHARS));
+    }
     out.push('\n');
     if let Some(b) = &report.benchmark {
         let judged = match report.profile.cis_name() {

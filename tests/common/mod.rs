@@ -362,6 +362,14 @@ pub fn debootstrap_copy(prefix: &str) -> tempfile::TempDir {
     dir
 }
 
+/// The capability bounding set (`setpriv --bounding-set`) under which the suites run
+/// ComplianceAsCode's scripts in a chroot (tests/openscap.rs, its remediation; tests/scenarios.rs,
+/// its rule scenarios): own, read, write and chmod files, become other users (apt's download
+/// method, maintainer scripts, `su`), signal its own processes. Nothing that reaches the kernel's
+/// network, module, audit, mount, sysctl or clock state, nor another chroot.
+pub const CONFINED_CAPS: &str =
+    "-all,+chown,+dac_override,+dac_read_search,+fowner,+fsetid,+kill,+setgid,+setuid,+setfcap";
+
 /// The cargo profile of the static binaries the tests build: `dist` (Cargo.toml: release's
 /// settings with thin LTO and parallel codegen, so CI builds both targets in time).
 pub const STATIC_PROFILE: &str = "dist";
