@@ -121,6 +121,34 @@ fn cis_profiles_require_settings_written_down_where_the_ec2_profile_takes_the_de
     assert_eq!(status_of(&cis, "sysctl-tcp-syncookies-on"), "pass");
 }
 
+#[test]
+fn cis_profiles_fail_a_conflicting_sysctl_value_even_where_a_later_file_overrides_it() {
+    let root = fixture("debian-12-default");
+    common::apply(
+        root.path(),
+        "write /etc/sysctl.d/10-legacy.conf net.ipv4.tcp_syncookies = 0\\n\n\
+         write /etc/sysctl.d/60-cis.conf net.ipv4.tcp_syncookies = 1\\n",
+    );
+    let (_, ec2, _) = check_json(root.path(), &["--offline", "--only", "kernel"]);
+    assert_eq!(status_of(&ec2, "sysctl-tcp-syncookies-on"), "pass");
+    let (_, cis, _) = check_json(
+        root.path(),
+        &[
+            "--offline",
+            "--only",
+            "kernel",
+            "--profile",
+            "cis-level1-server",
+        ],
+    );
+    let r = result(&cis, "sysctl-tcp-syncookies-on");
+    assert_eq!(r["status"], "fail", "{r}");
+    let text = r["evidence"].to_string();
+    assert!(text.contains("10-legacy.conf"), "{text}");
+    assert!(text.contains("even overridden"), "{text}");
+    assert!(!text.contains("60-cis.conf"), "{text}");
+}
+
 fn status_of<'a>(report: &'a serde_json::Value, id: &str) -> &'a str {
     result(report, id)["status"].as_str().unwrap()
 }

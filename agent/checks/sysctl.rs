@@ -17,7 +17,7 @@ use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
 use crate::host::sysctl::{live_value, normalize_key, Persisted};
-use crate::rule::{Evidence, Outcome};
+use crate::rule::{Evidence, Outcome, Settings};
 
 rule_params! {
     /// TOML parameters of `[[sysctl]]`.
@@ -121,7 +121,8 @@ impl SysctlCheck {
                     self.key
                 )
             });
-        self.expect.judge(found, default, |want| {
+        let winner = persisted.lookup(&self.path_key);
+        let verdict = self.expect.judge(found, default, |want| {
             let why = explicit.unwrap_or_else(|| "so a reboot does not apply it".to_string());
             Outcome::fail(
                 Evidence::new(format!(
@@ -130,7 +131,44 @@ impl SysctlCheck {
                 ))
                 .expected(format!("{want} in /etc/sysctl.d/*.conf")),
             )
-        })
+        });
+        if cx.settings != Settings::Explicit {
+            return verdict;
+        }
+        // The CIS audit fails a wrong value in any file the administrator keeps (/etc, /run), even
+        // one a later file overrides: a conflicting line is one rename away from winning. The
+        // distribution's own defaults under /usr/lib are there to be overridden.
+        let conflicts: Vec<Evidence> = persisted
+            .assignments
+            .iter()
+            .filter(|a| a.key == self.path_key && !winner.is_some_and(|w| std::ptr::eq(w, *a)))
+            .filter(|a| a.path.starts_with("/etc/") || a.path.starts_with("/run/"))
+            .filter_map(|a| {
+                let want = self.expect.check(&a.value).err()?;
+                Some(
+                    Evidence::new(format!(
+                        "{} is also set here, to a value the CIS profile does not accept (the benchmark's audit fails it in any file, even overridden)",
+                        self.key
+                    ))
+                    .path(a.path.clone())
+                    .line(a.line)
+                    .found(a.value.clone())
+                    .expected(want),
+                )
+            })
+            .collect();
+        if conflicts.is_empty() {
+            return verdict;
+        }
+        Outcome::combine(
+            vec![
+                verdict,
+                Outcome::Fail {
+                    evidence: conflicts,
+                },
+            ],
+            "nothing to check",
+        )
     }
 }
 
