@@ -5,22 +5,9 @@
 
 use serde::Serialize;
 
-use super::{Baseline, Benchmark};
+use super::{Baseline, Benchmark, Recommendation};
 use crate::report::BenchmarkInfo;
 use crate::rule::Profile;
-
-/// One recommendation in a profile's scope.
-#[derive(Debug, Clone, Serialize)]
-pub struct Line {
-    pub number: String,
-    pub level: u8,
-    pub automated: bool,
-    /// The rules of the baseline the profile runs for it.
-    pub rules: Vec<String>,
-    /// Why it has none (present exactly when `rules` is empty).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
 
 /// Automated recommendations covered, of those in scope, at one level.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -50,7 +37,9 @@ pub struct Coverage {
     pub level2: Share,
     /// Manual recommendations in scope (a person's review; no rule is expected).
     pub manual: usize,
-    pub recommendations: Vec<Line>,
+    /// The recommendations in the profile's scope, each with the rules of the baseline that
+    /// check it, or why none does.
+    pub recommendations: Vec<Recommendation>,
 }
 
 impl Coverage {
@@ -92,7 +81,7 @@ impl Coverage {
             } else {
                 manual += 1;
             }
-            lines.push(Line {
+            lines.push(Recommendation {
                 number: r.number.clone(),
                 level: r.level,
                 automated: r.automated,

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::expect::compile_regex;
-use super::file_content::FileContentCheck;
+use super::file_content::{compile_line_tests, FileContentCheck};
 use crate::checks::params::rule_params;
 use crate::checks::{Check, CompileCheck, Context};
 use crate::diag::Diagnostics;
@@ -41,33 +40,15 @@ pub struct AuditRulesCheck {
 impl CompileCheck for AuditRules {
     fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>> {
         let mark = diags.mark();
-        if self.must_match.is_none() && self.must_not_match.is_none() {
-            diags.error(
-                self.id.span(),
-                format!(
-                    "rule `{}`: audit_rules needs must_match and/or must_not_match",
-                    self.id.get_ref()
-                ),
-            );
-        }
-        let must_match = self
-            .must_match
-            .as_ref()
-            .and_then(|r| compile_regex(r, diags));
-        let must_not_match = self
-            .must_not_match
-            .as_ref()
-            .and_then(|r| compile_regex(r, diags));
-        let unless = self.unless.as_ref().and_then(|r| compile_regex(r, diags));
-        if let (Some(u), None) = (&self.unless, &self.must_not_match) {
-            diags.error(u.span(), "`unless` only qualifies `must_not_match`");
-        }
-        if diags.errors_since(mark) {
-            return None;
-        }
-        Some(Box::new(AuditRulesCheck {
-            lines: FileContentCheck::lines(must_match, must_not_match, unless),
-        }))
+        let lines = compile_line_tests(
+            "audit_rules",
+            &self.id,
+            self.must_match.as_ref(),
+            self.must_not_match.as_ref(),
+            self.unless.as_ref(),
+            diags,
+        );
+        (!diags.errors_since(mark)).then(|| Box::new(AuditRulesCheck { lines }) as Box<dyn Check>)
     }
 }
 

@@ -55,41 +55,55 @@ pub struct FileContentCheck {
     missing_file: IfMissing,
 }
 
+/// The line tests a `file_content` or `audit_rules` rule compiles: at least one of `must_match`
+/// and `must_not_match`, regexes that compile, `unless` only with `must_not_match`. Errors go to
+/// `diags`; the caller checks them.
+pub(crate) fn compile_line_tests(
+    kind: &str,
+    id: &Spanned<String>,
+    must_match: Option<&Spanned<String>>,
+    must_not_match: Option<&Spanned<String>>,
+    unless: Option<&Spanned<String>>,
+    diags: &mut Diagnostics<'_>,
+) -> FileContentCheck {
+    if must_match.is_none() && must_not_match.is_none() {
+        diags.error(
+            id.span(),
+            format!(
+                "rule `{}`: {kind} needs must_match and/or must_not_match",
+                id.get_ref()
+            ),
+        );
+    }
+    let must_match = must_match.and_then(|r| compile_regex(r, diags));
+    let compiled_not = must_not_match.and_then(|r| compile_regex(r, diags));
+    let compiled_unless = unless.and_then(|r| compile_regex(r, diags));
+    if let (Some(u), None) = (unless, must_not_match) {
+        diags.error(u.span(), "`unless` only qualifies `must_not_match`");
+    }
+    FileContentCheck::lines(must_match, compiled_not, compiled_unless)
+}
+
 impl CompileCheck for FileContent {
     fn compile(&self, diags: &mut Diagnostics<'_>) -> Option<Box<dyn Check>> {
         let mark = diags.mark();
         let paths = validate_paths(diags, &self.paths);
-        if self.must_match.is_none() && self.must_not_match.is_none() {
-            diags.error(
-                self.id.span(),
-                format!(
-                    "rule `{}`: file_content needs must_match and/or must_not_match",
-                    self.id.get_ref()
-                ),
-            );
-        }
-        let must_match = self
-            .must_match
-            .as_ref()
-            .and_then(|r| compile_regex(r, diags));
-        let must_not_match = self
-            .must_not_match
-            .as_ref()
-            .and_then(|r| compile_regex(r, diags));
-        let unless = self.unless.as_ref().and_then(|r| compile_regex(r, diags));
-        if let (Some(u), None) = (&self.unless, &self.must_not_match) {
-            diags.error(u.span(), "`unless` only qualifies `must_not_match`");
-        }
+        let lines = compile_line_tests(
+            "file_content",
+            &self.id,
+            self.must_match.as_ref(),
+            self.must_not_match.as_ref(),
+            self.unless.as_ref(),
+            diags,
+        );
         if diags.errors_since(mark) {
             return None;
         }
         Some(Box::new(FileContentCheck {
             paths,
-            must_match,
-            must_not_match,
-            unless,
             comment: self.comment.clone(),
             missing_file: self.missing_file,
+            ..lines
         }))
     }
 }

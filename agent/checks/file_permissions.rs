@@ -19,6 +19,7 @@ use crate::checks::CompileCheck;
 use crate::checks::Context;
 use crate::diag::Diagnostics;
 use crate::host::accounts::Accounts;
+use crate::host::sshd::SshdError;
 use crate::host::sshkeys::{self, KeyKind};
 use crate::rule::{Evidence, Outcome};
 
@@ -167,7 +168,13 @@ impl CompileCheck for FilePermissions {
 impl FilePermissionsCheck {
     /// `ssh_keys`: each key file found, judged, its evidence saying why it is a key.
     fn evaluate_keys(&self, cx: &Context<'_>, kind: KeyKind) -> Outcome {
-        let keys = match sshkeys::find(cx.sysroot, &self.path, kind) {
+        let effective = super::sshd::effective(cx);
+        let host_keys = match &effective.0 {
+            Ok(config) => config.host_keys.as_slice(),
+            Err(SshdError::Missing(_)) => &[],
+            Err(e) => return Outcome::error(format!("reading sshd's HostKey lines: {e}")),
+        };
+        let keys = match sshkeys::find(cx.sysroot, &self.path, kind, host_keys) {
             Ok(k) => k,
             Err(e) => return Outcome::error(format!("cannot list the SSH keys: {e}")),
         };

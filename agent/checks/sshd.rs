@@ -75,13 +75,19 @@ impl CompileCheck for Sshd {
     }
 }
 
-/// The per-run result of reading sshd's configuration, shared by every `[[sshd]]` rule.
+/// The per-run result of reading sshd's configuration, shared by every `[[sshd]]` rule and the
+/// `ssh_keys` permission rules (its `HostKey` lines).
 #[derive(Debug)]
-struct Effective(Result<SshdConfig, SshdError>);
+pub(crate) struct Effective(pub(crate) Result<SshdConfig, SshdError>);
+
+/// sshd's configuration, read once per run.
+pub(crate) fn effective(cx: &Context<'_>) -> std::sync::Arc<Effective> {
+    cx.cache.get(|| Effective(SshdConfig::read(cx.sysroot)))
+}
 
 impl Check for SshdCheck {
     fn evaluate(&self, cx: &Context<'_>) -> Outcome {
-        let effective = cx.cache.get(|| Effective(SshdConfig::read(cx.sysroot)));
+        let effective = effective(cx);
         let cfg = match &effective.0 {
             Ok(cfg) => cfg,
             Err(e @ SshdError::Missing(_)) => return Outcome::not_applicable(e.to_string()),

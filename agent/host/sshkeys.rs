@@ -7,7 +7,7 @@
 
 use std::io::Read;
 
-use crate::host::sshd::{SshdConfig, SshdError};
+use crate::host::sshd::Setting;
 use crate::sysroot::{EntryType, Sysroot};
 
 /// Which keys to find.
@@ -53,8 +53,14 @@ pub fn sniff(head: &[u8]) -> Option<KeyKind> {
     public.then_some(KeyKind::Public)
 }
 
-/// The `kind` key files under `dir` and, through sshd's configuration, its host keys.
-pub fn find(sysroot: &Sysroot, dir: &str, kind: KeyKind) -> Result<Vec<KeyFile>, String> {
+/// The `kind` key files under `dir`, and the host keys named by `host_keys` (sshd's `HostKey`
+/// lines, [`crate::host::sshd::SshdConfig::host_keys`]; none where sshd is not configured).
+pub fn find(
+    sysroot: &Sysroot,
+    dir: &str,
+    kind: KeyKind,
+    host_keys: &[Setting],
+) -> Result<Vec<KeyFile>, String> {
     let mut found: Vec<KeyFile> = Vec::new();
     let mut seen = 0usize;
     let mut stack = vec![(dir.trim_end_matches('/').to_string(), 0usize)];
@@ -91,12 +97,7 @@ pub fn find(sysroot: &Sysroot, dir: &str, kind: KeyKind) -> Result<Vec<KeyFile>,
         }
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
-    let config = match SshdConfig::read(sysroot) {
-        Ok(c) => Some(c),
-        Err(SshdError::Missing(_)) => None,
-        Err(e) => return Err(format!("reading sshd's HostKey lines: {e}")),
-    };
-    for host_key in config.iter().flat_map(|c| c.host_keys.iter()) {
+    for host_key in host_keys {
         let private = if host_key.value.starts_with('/') {
             host_key.value.clone()
         } else {
@@ -198,8 +199,9 @@ mod tests {
         );
         std::os::unix::fs::symlink("/nowhere", dir.path().join("etc/ssh/dangling")).unwrap();
         let sysroot = Sysroot::open(dir.path()).unwrap();
+        let config = crate::host::sshd::SshdConfig::read(&sysroot).unwrap();
         let paths = |kind| -> Vec<(String, String)> {
-            find(&sysroot, "/etc/ssh", kind)
+            find(&sysroot, "/etc/ssh", kind, &config.host_keys)
                 .unwrap()
                 .into_iter()
                 .map(|k| (k.path, k.why))
