@@ -153,6 +153,33 @@ def automated(control):
     return control.get("status") == "automated"
 
 
+def table_head(name, version, baseline):
+    """The lines from the blank one after the header comment to the list's opening bracket."""
+    return [
+        "",
+        "[benchmark]",
+        f'name = "{name}"',
+        f'version = "{version}"',
+        f'baseline = "{baseline}"',
+        "recommendations = [",
+    ]
+
+
+def mapped(control, by_cac):
+    """Our rules for a control's ComplianceAsCode rules (`var=value` entries are settings, skipped)."""
+    return {ours for cac in control.get("rules", []) or [] if "=" not in cac for ours in by_cac.get(cac, [])}
+
+
+def entry(number, lvl, auto, rules):
+    """One recommendation's line: its rules, or why none checks it."""
+    line = f'  {{ number = "{number}", level = {lvl}, automated = {str(auto).lower()}'
+    if rules:
+        line += ", rules = [" + ", ".join(f'"{r}"' for r in sorted(rules)) + "]"
+    else:
+        line += f', reason = "{NOT_YET if auto else MANUAL}"'
+    return line + " },"
+
+
 def render(product, controls, mapping):
     baseline, path, name, version = PRODUCTS[product]
     if str(controls.get("version")) != version.removeprefix("v"):
@@ -165,13 +192,7 @@ def render(product, controls, mapping):
         "# assesses it automatically, with the ec2-harden rules that check it (or why none does).",
         "# Written by scripts/cis-catalogue.py from ComplianceAsCode's control file (numbers and levels)",
         "# and tests/cis/cac-rules.toml (which rules): change those and rerun it; the suite checks.",
-        "",
-        "[benchmark]",
-        f'name = "{name}"',
-        f'version = "{version}"',
-        f'baseline = "{baseline}"',
-        "recommendations = [",
-    ]
+    ] + table_head(name, version, baseline)
     numbers = set()
     for control in walk(controls["controls"]):
         lvl = level(control)
@@ -180,17 +201,8 @@ def render(product, controls, mapping):
             continue  # workstation-only, or a ComplianceAsCode helper entry, not a recommendation
         numbers.add(number)
         auto = automated(control)
-        rules = set(extra.get(number, []))
-        for cac in control.get("rules", []) or []:
-            if "=" not in cac:
-                rules |= set(by_cac.get(cac, []))
-        rules &= have
-        entry = f'  {{ number = "{number}", level = {lvl}, automated = {str(auto).lower()}'
-        if rules:
-            entry += ", rules = [" + ", ".join(f'"{r}"' for r in sorted(rules)) + "]"
-        else:
-            entry += f', reason = "{NOT_YET if auto else MANUAL}"'
-        lines.append(entry + " },")
+        rules = (set(extra.get(number, [])) | mapped(control, by_cac)) & have
+        lines.append(entry(number, lvl, auto, rules))
     unknown = set(extra) - numbers
     if unknown:
         sys.exit(f"cis-catalogue: tests/cis/cac-rules.toml [controls.{product}] names {sorted(unknown)}, not in {path}")
@@ -263,13 +275,7 @@ def render_al2(gitdir, controls, mapping):
         "# (14 levels corrected where its companion audit and the AL2023 and RHEL 9 benchmarks agree)",
         f"# names and tags (the script says how the {untagged} whose task has neither tag are decided), and",
         "# tests/cis/cac-rules.toml (which rules). Change those and rerun it; the suite cannot check it.",
-        "",
-        "[benchmark]",
-        f'name = "{name}"',
-        f'version = "{version}"',
-        f'baseline = "{baseline}"',
-        "recommendations = [",
-    ]
+    ] + table_head(name, version, baseline)
     numbers = {number for number, _, _, _ in recommendations}
     unknown = (set(adds) | set(drops) | set(AL2_UNTAGGED) | set(AL2_LEVEL)) - numbers
     if unknown:
@@ -295,18 +301,11 @@ def render_al2(gitdir, controls, mapping):
         rules = set(adds.get(number, []))
         for product, control in hits:
             rules |= set(extra.get(product, {}).get(str(control["id"]), []))
-            for cac in control.get("rules", []) or []:
-                if "=" not in cac:
-                    rules |= set(by_cac.get(cac, []))
+            rules |= mapped(control, by_cac)
         if not set(drops.get(number, [])) <= rules:
             sys.exit(f"cis-catalogue: [not_equivalent.al2] {number} names rules the title match does not bring")
         rules = (rules - set(drops.get(number, []))) & have
-        entry = f'  {{ number = "{number}", level = {lvl}, automated = {str(auto).lower()}'
-        if rules:
-            entry += ", rules = [" + ", ".join(f'"{r}"' for r in sorted(rules)) + "]"
-        else:
-            entry += f', reason = "{NOT_YET if auto else MANUAL}"'
-        lines.append(entry + " },")
+        lines.append(entry(number, lvl, auto, rules))
     lines.append("]")
     print(f"cis-catalogue: {len(recommendations)} recommendations, {matched} matched by title", file=sys.stderr)
     return baseline, "\n".join(lines) + "\n"

@@ -263,14 +263,10 @@ fn offline_image_at_bake_reports_hygiene_and_judges_what_boot_applies() {
 #[test]
 fn debian_ptrace_scope_left_unset_takes_debians_kernel_default() {
     let root = fixture("debian-12-image");
-    let hardening = root.path().join("etc/sysctl.d/60-hardening.conf");
-    let kept: String = std::fs::read_to_string(&hardening)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains("ptrace_scope"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&hardening, kept).unwrap();
+    common::drop_lines(
+        &root.path().join("etc/sysctl.d/60-hardening.conf"),
+        "ptrace_scope",
+    );
     let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
     assert_eq!(report["baseline"]["name"], "debian-12");
     let r = result(&report, "sysctl-ptrace-scope");

@@ -314,14 +314,10 @@ fn rhel_9_seeded_faults_are_caught() {
 #[test]
 fn ptrace_scope_left_unset_is_judged_by_the_kernel_default() {
     let root = fixture("ubuntu-24.04-hardened");
-    let hardening = root.path().join("etc/sysctl.d/60-hardening.conf");
-    let kept: String = std::fs::read_to_string(&hardening)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains("ptrace_scope"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&hardening, kept).unwrap();
+    common::drop_lines(
+        &root.path().join("etc/sysctl.d/60-hardening.conf"),
+        "ptrace_scope",
+    );
     apply(root.path(), "rm /etc/sysctl.d/10-ptrace.conf");
     let (_, report, _) = check_json(root.path(), &["--only", "kernel"]);
     let r = result(&report, "sysctl-ptrace-scope");

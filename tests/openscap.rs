@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use common::cac::{entry_problems, evidence_line, mapping, reference_dir, ANY_OF};
+use common::repo;
+
 /// One CIS profile as each tool names it.
 struct CisProfile {
     ours: &'static str,
@@ -50,14 +53,6 @@ const PHASES: [&str; 2] = ["before", "after"];
 /// The prefix of every rule id in ComplianceAsCode's data streams; the mapping and the
 /// known-differences file use the short ids.
 const CAC_RULE_PREFIX: &str = "xccdf_org.ssgproject.content_rule_";
-
-/// CaC rules whose ec2-harden rules are alternatives rather than parts: the CaC rule passes when
-/// any of them passes. `selinux_not_disabled` is met by SELinux enforcing or permissive; of its two
-/// rules `selinux-not-disabled` is that check and `selinux-enforcing` the stricter one (see the
-/// rule's note in the mapping). Every other mapping lists the parts of one state (the three login
-/// records, the two sudoers paths, the grub.cfg of each layout), so the CaC rule passes when every
-/// ec2-harden rule that decides passes.
-const ANY_OF: &[&str] = &["selinux_not_disabled"];
 
 /// Why a disagreement is accepted (`category` in the known-differences file).
 const CATEGORIES: &[&str] = &[
@@ -86,29 +81,7 @@ const REMEDIATION_TIMEOUT_SECS: u64 = 900;
 /// platform is the `linux-base` package) or the dpkginfo probe failed.
 const MIN_DECIDED: usize = 100;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn reference_dir() -> PathBuf {
-    repo().join("../shared/reference")
-}
-
 // --- the mapping and the known differences ---------------------------------------------------
-
-#[derive(Deserialize)]
-struct Mapping {
-    rules: BTreeMap<String, Vec<String>>,
-}
-
-/// `tests/cis/cac-rules.toml` [rules]: CaC rule id -> ec2-harden rule ids.
-fn mapping() -> BTreeMap<String, Vec<String>> {
-    let path = repo().join("tests/cis/cac-rules.toml");
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    toml::from_str::<Mapping>(&text)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .rules
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,33 +119,19 @@ type Verdicts = (String, String);
 fn known_differences(
     mapping: &BTreeMap<String, Vec<String>>,
 ) -> Result<BTreeMap<Key, Verdicts>, Vec<String>> {
-    let path = repo().join("tests/cis/known-differences.toml");
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file: KnownFile =
-        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file: KnownFile = common::cac::read_toml("tests/cis/known-differences.toml");
     let mut problems = Vec::new();
     let mut out = BTreeMap::new();
     for k in &file.difference {
-        match mapping.get(&k.cac) {
-            None => problems.push(format!("{}: not a CaC rule of the mapping", k.cac)),
-            Some(ours) if *ours != k.ours => problems.push(format!(
-                "{}: ours = {:?}, the mapping says {ours:?}",
-                k.cac, k.ours
-            )),
-            Some(_) => {}
-        }
-        if !CATEGORIES.contains(&k.category.as_str()) {
-            problems.push(format!(
-                "{}: category `{}` is not one of {CATEGORIES:?}",
-                k.cac, k.category
-            ));
-        }
-        if k.reason.trim().is_empty() {
-            problems.push(format!("{}: no reason", k.cac));
-        }
-        if k.seen.is_empty() {
-            problems.push(format!("{}: no `seen` occurrence", k.cac));
-        }
+        problems.extend(entry_problems(
+            mapping,
+            &k.cac,
+            &k.ours,
+            &k.category,
+            CATEGORIES,
+            &k.reason,
+            k.seen.len(),
+        ));
         for s in &k.seen {
             if !PROFILES.iter().any(|p| p.ours == s.profile) {
                 problems.push(format!("{}: unknown profile `{}`", k.cac, s.profile));
@@ -385,37 +344,6 @@ struct Ours {
     evidence: String,
 }
 
-fn evidence_line(result: &serde_json::Value) -> String {
-    let items = result["evidence"].as_array().cloned().unwrap_or_default();
-    let mut parts: Vec<String> = items
-        .iter()
-        .take(3)
-        .map(|e| {
-            let mut s = String::new();
-            if let Some(p) = e["path"].as_str() {
-                s.push_str(p);
-                if let Some(l) = e["line"].as_u64() {
-                    s.push_str(&format!(":{l}"));
-                }
-                s.push_str(": ");
-            }
-            s.push_str(e["message"].as_str().unwrap_or_default());
-            if let Some(f) = e["found"].as_str() {
-                s.push_str(&format!(" (found {f:?}"));
-                if let Some(x) = e["expected"].as_str() {
-                    s.push_str(&format!(", expected {x}"));
-                }
-                s.push(')');
-            }
-            s
-        })
-        .collect();
-    if items.len() > 3 {
-        parts.push(format!("... {} more", items.len() - 3));
-    }
-    parts.join("; ")
-}
-
 /// `ec2-harden check --root ROOT --stage run --offline --profile P`: rule id -> result.
 fn ours_eval(root: &Path, profile: &str) -> BTreeMap<String, Ours> {
     let (code, report, stderr) =
@@ -431,7 +359,7 @@ fn ours_eval(root: &Path, profile: &str) -> BTreeMap<String, Ours> {
                 r["id"].as_str().expect("id").to_string(),
                 Ours {
                     status: r["status"].as_str().expect("status").to_string(),
-                    evidence: evidence_line(r),
+                    evidence: evidence_line(r, 3),
                 },
             )
         })

@@ -39,6 +39,9 @@ use std::time::Instant;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use common::cac::{entry_problems, evidence_line, mapping, reference_dir, ANY_OF};
+use common::repo;
+
 const TARBALL: &str = "complianceascode-content-b3a2cca9.tar.xz";
 const DATASTREAM: &str = "ssg-debian12-ds.xml.xz";
 const PRODUCT: &str = "debian12";
@@ -55,9 +58,6 @@ const SCRIPT_TIMEOUT_SECS: u32 = 60;
 /// Fewer scored scenarios than this means the harness broke (rendering, the overlay, the index).
 const MIN_SCORED: usize = 500;
 
-/// CaC rules whose ec2-harden rules are alternatives (as in tests/openscap.rs).
-const ANY_OF: &[&str] = &["selinux_not_disabled"];
-
 /// Why a disagreement is accepted (`category` in the differences file).
 const CATEGORIES: &[&str] = &[
     // CaC wants more than the CIS audit procedure: a stricter value, a keyword written out
@@ -72,14 +72,6 @@ const CATEGORIES: &[&str] = &[
     // ComplianceAsCode's test machines, or a step of it cannot happen offline)
     "scenario",
 ];
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn reference_dir() -> PathBuf {
-    repo().join("../shared/reference")
-}
 
 // --- the rendered scenarios --------------------------------------------------------------------
 
@@ -219,19 +211,6 @@ fn rendered() -> PathBuf {
 
 // --- the mapping, the root, the differences ----------------------------------------------------
 
-#[derive(Deserialize)]
-struct Mapping {
-    rules: BTreeMap<String, Vec<String>>,
-}
-
-fn mapping() -> BTreeMap<String, Vec<String>> {
-    let path = repo().join("tests/cis/cac-rules.toml");
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    toml::from_str::<Mapping>(&text)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .rules
-}
-
 /// Packages dpkg records as installed in the root.
 fn installed_packages(root: &Path) -> BTreeSet<String> {
     let status = fs::read_to_string(root.join("var/lib/dpkg/status")).expect("dpkg status");
@@ -306,33 +285,19 @@ fn agrees(expect: &str, ours: &str) -> bool {
 fn listed_differences(
     mapping: &BTreeMap<String, Vec<String>>,
 ) -> Result<BTreeMap<(String, String), String>, Vec<String>> {
-    let path = repo().join("tests/cis/scenario-differences.toml");
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file: DifferencesFile =
-        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file: DifferencesFile = common::cac::read_toml("tests/cis/scenario-differences.toml");
     let mut problems = Vec::new();
     let mut out = BTreeMap::new();
     for d in &file.difference {
-        match mapping.get(&d.cac) {
-            None => problems.push(format!("{}: not a CaC rule of the mapping", d.cac)),
-            Some(ours) if *ours != d.ours => problems.push(format!(
-                "{}: ours = {:?}, the mapping says {ours:?}",
-                d.cac, d.ours
-            )),
-            Some(_) => {}
-        }
-        if !CATEGORIES.contains(&d.category.as_str()) {
-            problems.push(format!(
-                "{}: category `{}` is not one of {CATEGORIES:?}",
-                d.cac, d.category
-            ));
-        }
-        if d.reason.trim().is_empty() {
-            problems.push(format!("{}: no reason", d.cac));
-        }
-        if d.scenarios.is_empty() {
-            problems.push(format!("{}: no scenario", d.cac));
-        }
+        problems.extend(entry_problems(
+            mapping,
+            &d.cac,
+            &d.ours,
+            &d.category,
+            CATEGORIES,
+            &d.reason,
+            d.scenarios.len(),
+        ));
         for s in &d.scenarios {
             match expectation(&s.script) {
                 None => problems.push(format!(
@@ -618,7 +583,10 @@ fn run_one(job: &Job, lower: &Path, shared: &Path, logs: &Path, index: usize) ->
         .map(|r| {
             (
                 r["id"].as_str().unwrap().to_string(),
-                (r["status"].as_str().unwrap().to_string(), evidence_line(r)),
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    evidence_line(r, 2),
+                ),
             )
         })
         .collect();
@@ -636,30 +604,6 @@ fn run_one(job: &Job, lower: &Path, shared: &Path, logs: &Path, index: usize) ->
         ours,
         log,
     }
-}
-
-fn evidence_line(result: &serde_json::Value) -> String {
-    let items = result["evidence"].as_array().cloned().unwrap_or_default();
-    items
-        .iter()
-        .take(2)
-        .map(|e| {
-            let mut s = String::new();
-            if let Some(p) = e["path"].as_str() {
-                s.push_str(p);
-                if let Some(l) = e["line"].as_u64() {
-                    s.push_str(&format!(":{l}"));
-                }
-                s.push_str(": ");
-            }
-            s.push_str(e["message"].as_str().unwrap_or_default());
-            if let Some(f) = e["found"].as_str() {
-                s.push_str(&format!(" (found {f:?})"));
-            }
-            s
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Our verdict on a scenario over its mapped rules: error if one errs, else fail if one fails

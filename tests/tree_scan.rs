@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
-use common::{apply, bin, check_json, fixture, ids_with, result, run, status};
+use common::{apply, bin, check_json, fixture, ids_with, result, run, run_ok, status};
 
 const SCANS: [&str; 5] = [
     "files-no-ungrouped",
@@ -367,16 +367,6 @@ allow = ["/usr/local/sbin/helper", "/usr/sbin/exim4"]
     assert_eq!(
         evidence_of(&r, "/usr/sbin/exim4")["message"],
         "setuid root, shipped by exim4-daemon-light, content matches its md5sums, owner, group and mode match its dpkg-statoverride entry (root root 4755)"
-    );
-}
-
-fn run_ok(cmd: &mut std::process::Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -21,6 +21,7 @@
 
 #![allow(dead_code)]
 
+pub mod cac;
 pub mod packages;
 pub mod ssm;
 
@@ -29,8 +30,36 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The repository's root (the crate's manifest directory).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run a command that must succeed; its stdout. A failure shows the command and both outputs.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Rewrite a file of a fixture copy without the lines that contain `needle`.
+pub fn drop_lines(path: &Path, needle: &str) {
+    let kept: String = fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.contains(needle))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(path, kept).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
 pub fn roots_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/roots")
+    repo().join("tests/fixtures/roots")
 }
 
 /// A fresh copy of fixture `name` (with its `base` chain) in a temp dir. Not run as root, its
